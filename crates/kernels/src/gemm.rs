@@ -1,0 +1,844 @@
+//! Single-precision GEMM: `C(M,N) (+)= op(A)·op(B)`, row-major, for the three products that
+//! backprop needs:
+//!
+//! | entry      | A stored | B stored | computes            | used for          |
+//! |------------|----------|----------|---------------------|-------------------|
+//! | [`gemm_nn`] | (M,K)    | (K,N)    | C (+)= A·B          | Z = X·W           |
+//! | [`gemm_nt`] | (M,K)    | (N,K)    | C (+)= A·Bᵀ         | dX = dZ·Wᵀ        |
+//! | [`gemm_tn`] | (K,M)    | (K,N)    | C (+)= Aᵀ·B         | dW = Xᵀ·dZ        |
+//!
+//! C is always (M,N). `accumulate == false` overwrites C, `true` adds to it. Any of M, N, K may be
+//! zero (K = 0 gives C = 0, or C unchanged when accumulating).
+//!
+//! How the fast path works (GotoBLAS/BLIS structure, one strided driver for all three):
+//! - The driver sees A and B as strided views (row stride, column stride), so a transpose is
+//!   just swapped strides and is absorbed by packing; NN, NT and TN share every other line.
+//! - B is cut into KC×NC blocks and packed into NR-column panels; A into MC×KC blocks packed into
+//!   MR-row panels. Panels are K-major and contiguous, tails zero-padded, so the micro-kernel
+//!   streams both operands linearly and never sees a ragged edge.
+//! - The micro-kernel keeps an MR×NR tile of C in registers over one KC block. Edge tiles are
+//!   computed into a stack tile and the valid part copied out.
+//! - Tiny products (M·N <= 4 or M·N·K <= 64) skip all of that and run the naive loop, which is
+//!   faster there (numbers at the check).
+//! - After a tile's last K block an optional epilogue runs on it while it is still in cache
+//!   (dense layers fuse bias + activation there).
+//! - Packing scratch (`GEMM_SCRATCH_LEN` floats) comes from the caller: nothing allocates.
+
+use core::ops::Range;
+
+/// The one place the instruction set is chosen: tile shape and micro-kernel.
+///
+/// 4×8 (8 `v128` accumulators, 2 B vectors and 1 A broadcast live per K step) was picked by
+/// measurement in Node 20.20 (V8 TurboFan, x86-64 Zen 5, one core), GFLOP/s of the NN product:
+///
+/// | tile (MR×NR)   | 4×8 | 2×16 | 3×8 | 2×12 | 4×16 | 6×16 | 5×16 | 3×16 | 6×8 | 4×12 | 2×24 |
+/// |----------------|-----|------|-----|------|------|------|------|------|-----|------|------|
+/// | 512³           | 61  | 61   | 58  | 58   | 41   | 41   | 34   | 31   | 33  | 31   | 30   |
+///
+/// V8 allocates simd128 values to the 16 xmm registers on x86-64: tiles whose accumulators plus
+/// operands fit in ~13 registers run at twice the speed of the ones that spill. 4×8 beat 2×16
+/// on TN shapes (dW = Xᵀ·dZ at 784×128×64: 52 vs 44 before packing was tuned) and pads narrow
+/// outputs less (N = 20 computes 24 columns, not 32).
+mod arch {
+    // MR and NR describe the micro-kernel selected below; its name carries the same tile.
+    /// Rows of C per micro-tile (rows of one packed A panel).
+    pub(super) const MR: usize = 4;
+    /// Columns of C per micro-tile (columns of one packed B panel).
+    pub(super) const NR: usize = 8;
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    pub(super) use super::simd128::gemm_f32_4x8_simd128 as microkernel;
+
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    pub(super) use super::scalar::gemm_f32_4x8_scalar as microkernel;
+}
+
+use arch::{MR, NR};
+
+// Cache blocking. On the measuring machine (48 KiB L1d, 1 MiB L2, 32 MiB L3 per core) the
+// choice hardly matters: KC ∈ {128, 256, 512}, MC ∈ {64, 128, 256} and NC ∈ {256 … 2048} all
+// ran 512³ and 1024³ at 59–62 GFLOP/s. So the sizes are set for smaller caches (32 KiB L1,
+// 256 KiB+ L2 on laptops and phones) and a modest scratch.
+
+/// Depth of one K block: a packed B micro-panel is KC·NR·4 B = 8 KiB and an A micro-panel
+/// 4 KiB, both L1-resident while a tile is computed.
+const KC: usize = 256;
+/// Rows of A per packed block: MC·KC·4 B = 128 KiB, reused from L2 by every B micro-panel.
+const MC: usize = 128;
+/// Columns of B per packed block: KC·NC·4 B = 512 KiB.
+const NC: usize = 512;
+
+const _: () = assert!(MC.is_multiple_of(MR) && NC.is_multiple_of(NR));
+
+/// Floats of scratch the packed GEMM needs (constant; caller allocates once): one packed A
+/// block (MC×KC) followed by one packed B block (KC×NC): 163 840 floats, 640 KiB.
+pub const GEMM_SCRATCH_LEN: usize = MC * KC + KC * NC;
+
+/// C(M,N) (+)= A(M,K)·B(K,N). `scratch` must hold at least [`GEMM_SCRATCH_LEN`] floats.
+pub fn gemm_nn(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    accumulate: bool,
+    scratch: &mut [f32],
+) {
+    check_lens("gemm_nn", m, n, k, a, b, c);
+    gemm_packed(
+        m,
+        n,
+        k,
+        nn_a(a, k),
+        nn_b(b, n),
+        c,
+        accumulate,
+        scratch,
+        &mut NoEpilogue,
+    );
+}
+
+/// C(M,N) (+)= A(M,K)·B(N,K)ᵀ (dX = dZ·Wᵀ). `scratch` must hold at least [`GEMM_SCRATCH_LEN`] floats.
+pub fn gemm_nt(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    accumulate: bool,
+    scratch: &mut [f32],
+) {
+    check_lens("gemm_nt", m, n, k, a, b, c);
+    gemm_packed(
+        m,
+        n,
+        k,
+        nn_a(a, k),
+        t_b(b, k),
+        c,
+        accumulate,
+        scratch,
+        &mut NoEpilogue,
+    );
+}
+
+/// C(M,N) (+)= A(K,M)ᵀ·B(K,N) (dW = Xᵀ·dZ). `scratch` must hold at least [`GEMM_SCRATCH_LEN`] floats.
+pub fn gemm_tn(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    accumulate: bool,
+    scratch: &mut [f32],
+) {
+    check_lens("gemm_tn", m, n, k, a, b, c);
+    gemm_packed(
+        m,
+        n,
+        k,
+        t_a(a, m),
+        nn_b(b, n),
+        c,
+        accumulate,
+        scratch,
+        &mut NoEpilogue,
+    );
+}
+
+/// Reference for [`gemm_nn`]: a plain triple loop summing each dot product in order. `scratch` is unused.
+pub fn gemm_nn_naive(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    accumulate: bool,
+    _scratch: &mut [f32],
+) {
+    check_lens("gemm_nn_naive", m, n, k, a, b, c);
+    gemm_strided_naive(m, n, k, nn_a(a, k), nn_b(b, n), c, accumulate);
+}
+
+/// Reference for [`gemm_nt`]: a plain triple loop summing each dot product in order. `scratch` is unused.
+pub fn gemm_nt_naive(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    accumulate: bool,
+    _scratch: &mut [f32],
+) {
+    check_lens("gemm_nt_naive", m, n, k, a, b, c);
+    gemm_strided_naive(m, n, k, nn_a(a, k), t_b(b, k), c, accumulate);
+}
+
+/// Reference for [`gemm_tn`]: a plain triple loop summing each dot product in order. `scratch` is unused.
+pub fn gemm_tn_naive(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    accumulate: bool,
+    _scratch: &mut [f32],
+) {
+    check_lens("gemm_tn_naive", m, n, k, a, b, c);
+    gemm_strided_naive(m, n, k, t_a(a, m), nn_b(b, n), c, accumulate);
+}
+
+/// A read-only matrix view: element (r, c) lives at `data[r * rs + c * cs]`.
+#[derive(Clone, Copy)]
+pub(crate) struct Strided<'a> {
+    pub(crate) data: &'a [f32],
+    pub(crate) rs: usize,
+    pub(crate) cs: usize,
+}
+
+impl Strided<'_> {
+    #[inline(always)]
+    fn at(&self, r: usize, c: usize) -> f32 {
+        self.data[r * self.rs + c * self.cs]
+    }
+
+    /// The same storage seen transposed.
+    fn t(self) -> Self {
+        Strided {
+            data: self.data,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+}
+
+/// A stored (M,K), viewed as (M,K).
+pub(crate) fn nn_a(a: &[f32], k: usize) -> Strided<'_> {
+    Strided {
+        data: a,
+        rs: k,
+        cs: 1,
+    }
+}
+/// A stored (K,M), viewed as the (M,K) operand Aᵀ.
+pub(crate) fn t_a(a: &[f32], m: usize) -> Strided<'_> {
+    Strided {
+        data: a,
+        rs: 1,
+        cs: m,
+    }
+}
+/// B stored (K,N), viewed as (K,N).
+pub(crate) fn nn_b(b: &[f32], n: usize) -> Strided<'_> {
+    Strided {
+        data: b,
+        rs: n,
+        cs: 1,
+    }
+}
+/// B stored (N,K), viewed as the (K,N) operand Bᵀ.
+pub(crate) fn t_b(b: &[f32], k: usize) -> Strided<'_> {
+    Strided {
+        data: b,
+        rs: 1,
+        cs: k,
+    }
+}
+
+fn check_lens(op: &str, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &[f32]) {
+    assert!(
+        a.len() >= m * k,
+        "{op}: a has {} floats, needs M*K = {m}*{k}",
+        a.len()
+    );
+    assert!(
+        b.len() >= k * n,
+        "{op}: b has {} floats, needs K*N = {k}*{n}",
+        b.len()
+    );
+    assert!(
+        c.len() >= m * n,
+        "{op}: c has {} floats, needs M*N = {m}*{n}",
+        c.len()
+    );
+}
+
+/// Work applied to finished tiles of C (after their final K block, while still in cache).
+pub(crate) trait Epilogue {
+    /// `rows` × `cols` of C (row stride `ldc`) hold their final GEMM value. Each element of C
+    /// is passed exactly once over a whole GEMM call.
+    fn apply(&mut self, c: &mut [f32], ldc: usize, rows: Range<usize>, cols: Range<usize>);
+}
+
+/// The plain GEMM: nothing to do on finished tiles.
+pub(crate) struct NoEpilogue;
+
+impl Epilogue for NoEpilogue {
+    #[inline(always)]
+    fn apply(&mut self, _: &mut [f32], _: usize, _: Range<usize>, _: Range<usize>) {}
+}
+
+/// The reference product over strided views (C row-major with row stride N).
+pub(crate) fn gemm_strided_naive(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Strided,
+    b: Strided,
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    for i in 0..m {
+        for j in 0..n {
+            let mut sum = 0.0f32;
+            for p in 0..k {
+                sum += a.at(i, p) * b.at(p, j);
+            }
+            let cij = &mut c[i * n + j];
+            *cij = if accumulate { *cij + sum } else { sum };
+        }
+    }
+}
+
+/// The packed, cache-blocked product over strided views: C(M,N) (+)= A(M,K)·B(K,N), C
+/// row-major with row stride N. `epi` sees every tile of C once, after its last K block.
+/// Tiny products take the naive loop instead (then `epi` sees all of C at once).
+pub(crate) fn gemm_packed<E: Epilogue>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Strided,
+    b: Strided,
+    c: &mut [f32],
+    accumulate: bool,
+    scratch: &mut [f32],
+    epi: &mut E,
+) {
+    assert!(
+        scratch.len() >= GEMM_SCRATCH_LEN,
+        "gemm: scratch has {} floats, needs GEMM_SCRATCH_LEN = {GEMM_SCRATCH_LEN}",
+        scratch.len()
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    let c = &mut c[..m * n];
+    // Tiny products lose to the plain loop, which skips packing and the padded tile. Measured in
+    // Node 20 (ns per call, packed vs naive): 1×1×1 40 vs 13; 4×4×4 70 vs 52; 2×2×64 238 vs 116;
+    // but 8×4×4 100 vs 107, 3×5×17 113 vs 124, 1×8×64 167 vs 230 and 8×8×8 78 vs 277.
+    // K = 0 lands here too (C = 0, or unchanged when accumulating).
+    if m * n <= 4 || m * n * k <= 64 {
+        gemm_strided_naive(m, n, k, a, b, c, accumulate);
+        epi.apply(c, n, 0..m, 0..n);
+        return;
+    }
+    gemm_blocked(m, n, k, a, b, c, accumulate, scratch, epi);
+}
+
+/// The packed loops of [`gemm_packed`], for M, N, K > 0 and scratch of `GEMM_SCRATCH_LEN`.
+fn gemm_blocked<E: Epilogue>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Strided,
+    b: Strided,
+    c: &mut [f32],
+    accumulate: bool,
+    scratch: &mut [f32],
+    epi: &mut E,
+) {
+    let (apack, rest) = scratch.split_at_mut(MC * KC);
+    let bpack = &mut rest[..KC * NC];
+    for jc in (0..n).step_by(NC) {
+        let nc = NC.min(n - jc);
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            // The first K block overwrites C unless the caller asked to accumulate.
+            let add = accumulate || pc > 0;
+            let last = pc + kc == k;
+            pack_panels::<NR>(b.t(), jc, nc, pc, kc, bpack);
+            for ic in (0..m).step_by(MC) {
+                let mc = MC.min(m - ic);
+                pack_panels::<MR>(a, ic, mc, pc, kc, apack);
+                // jr outside ir: one B micro-panel stays in L1 while the A panels stream from L2.
+                for (bpanel, jr) in bpack.chunks_exact(NR * kc).zip((0..nc).step_by(NR)) {
+                    let nr = NR.min(nc - jr);
+                    let j0 = jc + jr;
+                    for (apanel, ir) in apack.chunks_exact(MR * kc).zip((0..mc).step_by(MR)) {
+                        let mr = MR.min(mc - ir);
+                        let i0 = ic + ir;
+                        if mr == MR && nr == NR {
+                            arch::microkernel(kc, apanel, bpanel, &mut c[i0 * n + j0..], n, add);
+                        } else {
+                            let mut tile = [0.0f32; MR * NR];
+                            arch::microkernel(kc, apanel, bpanel, &mut tile, NR, false);
+                            for (r, trow) in tile.chunks_exact(NR).take(mr).enumerate() {
+                                let crow = &mut c[(i0 + r) * n + j0..][..nr];
+                                for (cv, &tv) in crow.iter_mut().zip(trow) {
+                                    *cv = if add { *cv + tv } else { tv };
+                                }
+                            }
+                        }
+                        if last {
+                            epi.apply(c, n, i0..i0 + mr, j0..j0 + nr);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packs rows `r0..r0+rows`, columns `p0..p0+kc` of `x` into `ceil(rows/R)` panels of R rows.
+/// Panel q occupies `dst[q*R*kc..][..R*kc]` and is K-major: `dst[q*R*kc + p*R + r] =
+/// x(r0 + q*R + r, p0 + p)`, with rows past `rows` zero so the micro-kernel needs no tail case.
+/// A is packed with R = MR directly; B is packed as Bᵀ with R = NR.
+fn pack_panels<const R: usize>(
+    x: Strided,
+    r0: usize,
+    rows: usize,
+    p0: usize,
+    kc: usize,
+    dst: &mut [f32],
+) {
+    // Every view the entries build has one unit stride (A or Bᵀ, transposed or not).
+    debug_assert!(x.rs == 1 || x.cs == 1);
+    for (q, panel) in dst
+        .chunks_exact_mut(R * kc)
+        .take(rows.div_ceil(R))
+        .enumerate()
+    {
+        let rb = r0 + q * R;
+        let pr = R.min(rows - q * R);
+        if x.rs == 1 {
+            // Each column of x is contiguous along r: copy runs of `pr` floats, always as a
+            // constant-length R-wide copy. A runtime length compiles to a memcpy call per group
+            // in wasm; avoiding it doubled TN at 7×16×64 (15 -> 29 GFLOP/s).
+            for (p, d) in panel.chunks_exact_mut(R).enumerate() {
+                let src = &x.data[(p0 + p) * x.cs + rb..][..pr];
+                if pr == R {
+                    d.copy_from_slice(src);
+                } else {
+                    let group: [f32; R] =
+                        core::array::from_fn(|r| src.get(r).copied().unwrap_or(0.0));
+                    d.copy_from_slice(&group);
+                }
+            }
+        } else {
+            // Each row is contiguous along p.
+            if pr == R {
+                // Read the panel's R rows side by side and write R-wide groups.
+                let src: [&[f32]; R] =
+                    core::array::from_fn(|r| &x.data[(rb + r) * x.rs + p0..][..kc]);
+                for (p, d) in panel.chunks_exact_mut(R).enumerate() {
+                    for (dv, s) in d.iter_mut().zip(&src) {
+                        *dv = s[p];
+                    }
+                }
+            } else {
+                // Tail panel: zero it once, then scatter the `pr` rows it has.
+                panel.fill(0.0);
+                for r in 0..pr {
+                    let src = &x.data[(rb + r) * x.rs + p0..][..kc];
+                    for (d, &v) in panel.chunks_exact_mut(R).zip(src) {
+                        d[r] = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Portable micro-kernels: the same tiles as the SIMD ones, in plain Rust, so host builds run
+/// (and test) the whole packed path.
+#[cfg_attr(
+    all(target_arch = "wasm32", target_feature = "simd128"),
+    allow(dead_code)
+)]
+mod scalar {
+    /// C tile (MR rows × NR cols at row stride `ldc`) (+)= Σ_p a[p*MR + r] · b[p*NR + j].
+    #[inline(always)]
+    fn kernel<const MR: usize, const NR: usize>(
+        kc: usize,
+        a: &[f32],
+        b: &[f32],
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        let mut acc = [[0.0f32; NR]; MR];
+        for (ap, bp) in a[..kc * MR]
+            .chunks_exact(MR)
+            .zip(b[..kc * NR].chunks_exact(NR))
+        {
+            for (accr, &av) in acc.iter_mut().zip(ap) {
+                for (x, &bv) in accr.iter_mut().zip(bp) {
+                    *x += av * bv;
+                }
+            }
+        }
+        for (r, accr) in acc.iter().enumerate() {
+            let crow = &mut c[r * ldc..][..NR];
+            for (cv, &x) in crow.iter_mut().zip(accr) {
+                *cv = if accumulate { *cv + x } else { x };
+            }
+        }
+    }
+
+    /// 4×8 f32 tile, portable.
+    pub(crate) fn gemm_f32_4x8_scalar(
+        kc: usize,
+        a: &[f32],
+        b: &[f32],
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        kernel::<4, 8>(kc, a, b, c, ldc, accumulate)
+    }
+}
+
+/// WebAssembly simd128 micro-kernels.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128 {
+    use core::arch::wasm32::{
+        f32x4_add, f32x4_mul, f32x4_splat, v128, v128_load, v128_load32_splat, v128_store,
+    };
+
+    /// C tile (MR rows × 4·NV cols at row stride `ldc`) (+)= Σ_p a[p*MR + r] · b[p*4NV + j],
+    /// with the MR×NV accumulators held in `v128` locals across the whole K loop. wasm has no
+    /// fused multiply-add in simd128, so each step is a `f32x4.mul` and a `f32x4.add`.
+    #[inline(always)]
+    fn kernel<const MR: usize, const NV: usize>(
+        kc: usize,
+        a: &[f32],
+        b: &[f32],
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        let nr = 4 * NV;
+        assert!(a.len() >= kc * MR && b.len() >= kc * nr && c.len() >= (MR - 1) * ldc + nr);
+        let mut acc = [[f32x4_splat(0.0); NV]; MR];
+        let mut ap = a.as_ptr();
+        let mut bp = b.as_ptr();
+        for _ in 0..kc {
+            // SAFETY: the assert above gives a ≥ kc·MR and b ≥ kc·nr floats; on iteration p the
+            // pointers are a + p·MR and b + p·nr, so the MR scalars and nr floats read here are in
+            // bounds. v128_load / v128_load32_splat have no alignment requirement.
+            unsafe {
+                let bv: [v128; NV] = core::array::from_fn(|v| v128_load(bp.add(4 * v).cast()));
+                for (accr, r) in acc.iter_mut().zip(0..MR) {
+                    let av = v128_load32_splat(ap.add(r).cast());
+                    for (x, &bvv) in accr.iter_mut().zip(&bv) {
+                        *x = f32x4_add(*x, f32x4_mul(av, bvv));
+                    }
+                }
+                ap = ap.add(MR);
+                bp = bp.add(nr);
+            }
+        }
+        for (r, accr) in acc.iter().enumerate() {
+            let crow = &mut c[r * ldc..][..nr];
+            for (cv, &x) in crow.chunks_exact_mut(4).zip(accr) {
+                let p = cv.as_mut_ptr().cast::<v128>();
+                // SAFETY: `cv` is a bounds-checked chunk of exactly 4 floats (16 bytes);
+                // unaligned v128 access is allowed.
+                unsafe {
+                    let out = if accumulate {
+                        f32x4_add(v128_load(p), x)
+                    } else {
+                        x
+                    };
+                    v128_store(p, out);
+                }
+            }
+        }
+    }
+
+    /// 4×8 f32 tile: 8 `v128` accumulators, 2 B vectors and one A broadcast per K step.
+    pub(crate) fn gemm_f32_4x8_simd128(
+        kc: usize,
+        a: &[f32],
+        b: &[f32],
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        kernel::<4, 2>(kc, a, b, c, ldc, accumulate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::{assert_close_each, Rng};
+
+    type Gemm = fn(usize, usize, usize, &[f32], &[f32], &mut [f32], bool, &mut [f32]);
+
+    const SIZES: [usize; 7] = [0, 1, 3, 5, 17, 64, 129];
+
+    /// Runs `fast` and `naive` on one random problem and compares. When not accumulating, C
+    /// starts as NaN so any element the fast path forgets to overwrite fails the comparison.
+    /// The tolerance scales with K: it is a rounding bound, 2·(K+2)·ε times the magnitude of
+    /// the terms summed (the same product on |A|, |B|, plus |C₀| when accumulating).
+    fn compare(
+        name: &str,
+        fast: Gemm,
+        naive: Gemm,
+        m: usize,
+        n: usize,
+        k: usize,
+        accumulate: bool,
+        rng: &mut Rng,
+        scratch: &mut [f32],
+    ) {
+        let a = rng.vec(m * k, -1.0, 1.0);
+        let b = rng.vec(k * n, -1.0, 1.0);
+        let c0 = if accumulate {
+            rng.vec(m * n, -1.0, 1.0)
+        } else {
+            vec![f32::NAN; m * n]
+        };
+        let mut want = c0.clone();
+        naive(m, n, k, &a, &b, &mut want, accumulate, &mut []);
+        let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+        let mut mag = vec![0.0; m * n];
+        naive(m, n, k, &abs(&a), &abs(&b), &mut mag, false, &mut []);
+        let mut got = c0.clone();
+        fast(m, n, k, &a, &b, &mut got, accumulate, scratch);
+        let eps = f32::EPSILON;
+        let what = format!("{name} (m,n,k)=({m},{n},{k}) accumulate={accumulate}");
+        assert_close_each(&what, &got, &want, |e| {
+            let c = if accumulate { c0[e].abs() } else { 0.0 };
+            2.0 * (k as f32 + 2.0) * eps * (mag[e] + c) + f32::MIN_POSITIVE
+        });
+    }
+
+    fn all_sizes(name: &str, fast: Gemm, naive: Gemm) {
+        let mut rng = Rng::new(0x5eed ^ name.len() as u64);
+        let mut scratch = vec![0.0; GEMM_SCRATCH_LEN];
+        for &m in &SIZES {
+            for &n in &SIZES {
+                for &k in &SIZES {
+                    for accumulate in [false, true] {
+                        compare(
+                            name,
+                            fast,
+                            naive,
+                            m,
+                            n,
+                            k,
+                            accumulate,
+                            &mut rng,
+                            &mut scratch,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_nn_matches_naive_on_all_small_shapes() {
+        all_sizes("gemm_nn", gemm_nn, gemm_nn_naive);
+    }
+
+    #[test]
+    fn gemm_nt_matches_naive_on_all_small_shapes() {
+        all_sizes("gemm_nt", gemm_nt, gemm_nt_naive);
+    }
+
+    #[test]
+    fn gemm_tn_matches_naive_on_all_small_shapes() {
+        all_sizes("gemm_tn", gemm_tn, gemm_tn_naive);
+    }
+
+    /// The packed path itself on every non-empty small shape, including the ones the public
+    /// entries hand to the naive loop, so packing tails are covered for all three views.
+    #[test]
+    fn gemm_blocked_matches_naive_on_all_small_shapes() {
+        let mut rng = Rng::new(21);
+        let mut scratch = vec![0.0; GEMM_SCRATCH_LEN];
+        for &m in &SIZES[1..] {
+            for &n in &SIZES[1..] {
+                for &k in &SIZES[1..] {
+                    let a = rng.vec(m * k, -1.0, 1.0);
+                    let b = rng.vec(k * n, -1.0, 1.0);
+                    // (name, A view, B view): A stored (M,K) or (K,M), B stored (K,N) or (N,K).
+                    let views = [
+                        ("nn", nn_a(&a, k), nn_b(&b, n)),
+                        ("nt", nn_a(&a, k), t_b(&b, k)),
+                        ("tn", t_a(&a, m), nn_b(&b, n)),
+                    ];
+                    for (name, av, bv) in views {
+                        for accumulate in [false, true] {
+                            let c0 = rng.vec(m * n, -1.0, 1.0);
+                            let mut want = c0.clone();
+                            gemm_strided_naive(m, n, k, av, bv, &mut want, accumulate);
+                            let mut got = c0.clone();
+                            gemm_blocked(
+                                m,
+                                n,
+                                k,
+                                av,
+                                bv,
+                                &mut got,
+                                accumulate,
+                                &mut scratch,
+                                &mut NoEpilogue,
+                            );
+                            let what = format!(
+                                "gemm_blocked {name} (m,n,k)=({m},{n},{k}) accumulate={accumulate}"
+                            );
+                            assert_close_each(&what, &got, &want, |_| {
+                                4.0 * (k as f32 + 2.0) * f32::EPSILON
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Shapes that cross the cache blocks: K over KC = 256 (two and three K blocks, the first
+    /// overwriting and the rest accumulating), M over MC = 128, N over NC = 512 (three N blocks
+    /// at N = 1100).
+    #[test]
+    fn gemm_matches_naive_across_cache_blocks() {
+        const {
+            assert!(
+                KC < 300 && MC < 131 && NC < 1030,
+                "shapes below must cross every block"
+            )
+        };
+        let mut rng = Rng::new(77);
+        let mut scratch = vec![0.0; GEMM_SCRATCH_LEN];
+        let products: [(&str, Gemm, Gemm); 3] = [
+            ("gemm_nn", gemm_nn, gemm_nn_naive),
+            ("gemm_nt", gemm_nt, gemm_nt_naive),
+            ("gemm_tn", gemm_tn, gemm_tn_naive),
+        ];
+        for (name, fast, naive) in products {
+            for (m, n, k) in [(131, 1100, 300), (7, 1030, 600), (260, 33, 513)] {
+                for accumulate in [false, true] {
+                    compare(
+                        name,
+                        fast,
+                        naive,
+                        m,
+                        n,
+                        k,
+                        accumulate,
+                        &mut rng,
+                        &mut scratch,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Elements of C past M·N, and scratch contents left by an earlier call, must not matter.
+    #[test]
+    fn gemm_ignores_slack_and_dirty_scratch() {
+        let (m, n, k) = (5, 19, 7);
+        let mut rng = Rng::new(3);
+        let a = rng.vec(m * k + 3, -1.0, 1.0);
+        let b = rng.vec(k * n + 3, -1.0, 1.0);
+        let mut scratch = vec![f32::NAN; GEMM_SCRATCH_LEN + 10];
+        let mut got = vec![7.0; m * n + 4];
+        gemm_nn(m, n, k, &a, &b, &mut got, false, &mut scratch);
+        let mut want = vec![7.0; m * n + 4];
+        gemm_nn_naive(m, n, k, &a, &b, &mut want, false, &mut []);
+        assert_close_each("gemm_nn slack", &got, &want, |_| 1e-5);
+        assert_eq!(&got[m * n..], &[7.0; 4]);
+    }
+
+    #[test]
+    #[should_panic(expected = "GEMM_SCRATCH_LEN")]
+    fn gemm_rejects_short_scratch() {
+        gemm_nn(1, 1, 1, &[1.0], &[1.0], &mut [0.0], false, &mut [0.0; 16]);
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm_nt: b has")]
+    fn gemm_rejects_short_operand() {
+        gemm_nt(
+            2,
+            3,
+            4,
+            &[0.0; 8],
+            &[0.0; 11],
+            &mut [0.0; 6],
+            false,
+            &mut vec![0.0; GEMM_SCRATCH_LEN],
+        );
+    }
+
+    /// The epilogue contract the dense layer relies on: every element of C exactly once, and
+    /// only after its final value is in place.
+    #[test]
+    fn epilogue_sees_each_finished_element_once() {
+        struct Check<'a> {
+            visits: Vec<u32>,
+            want: &'a [f32],
+        }
+        impl Epilogue for Check<'_> {
+            fn apply(&mut self, c: &mut [f32], ldc: usize, rows: Range<usize>, cols: Range<usize>) {
+                for r in rows {
+                    for j in cols.clone() {
+                        let e = r * ldc + j;
+                        self.visits[e] += 1;
+                        assert!(
+                            (c[e] - self.want[e]).abs() <= 1e-3,
+                            "element {e} not final: {} vs {}",
+                            c[e],
+                            self.want[e]
+                        );
+                    }
+                }
+            }
+        }
+        let mut rng = Rng::new(11);
+        let mut scratch = vec![0.0; GEMM_SCRATCH_LEN];
+        for (m, n, k) in [
+            (1, 1, 1),
+            (6, 35, 0),
+            (9, 17, 300),
+            (130, 20, 5),
+            (3, 1040, 2),
+        ] {
+            let a = rng.vec(m * k, -1.0, 1.0);
+            let b = rng.vec(k * n, -1.0, 1.0);
+            let mut want = vec![0.0; m * n];
+            gemm_nn_naive(m, n, k, &a, &b, &mut want, false, &mut []);
+            let mut check = Check {
+                visits: vec![0; m * n],
+                want: &want,
+            };
+            let mut c = vec![0.0; m * n];
+            gemm_packed(
+                m,
+                n,
+                k,
+                nn_a(&a, k),
+                nn_b(&b, n),
+                &mut c,
+                false,
+                &mut scratch,
+                &mut check,
+            );
+            assert!(
+                check.visits.iter().all(|&v| v == 1),
+                "(m,n,k)=({m},{n},{k}): visits {:?}",
+                check.visits
+            );
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Weight initialisers. Formulas follow torch.nn.init (fan_in = I, fan_out = O for a dense
+//! kernel (I,O)); biases always start at zero.
+
+use crate::rng::Rng;
+use edgegrad_kernels::activation::Activation;
+
+/// How a dense kernel's initial values are drawn.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// heNormal for relu / leakyRelu / gelu, xavierUniform for everything else.
+    Auto = 0,
+    /// N(0, gain²/fan_in), gain = sqrt(2 / (1 + alpha²)) (kaiming_normal_, fan_in mode).
+    HeNormal = 1,
+    /// U(±gain·sqrt(3/fan_in)) (kaiming_uniform_, fan_in mode).
+    HeUniform = 2,
+    /// N(0, 2/(fan_in+fan_out)) (xavier_normal_, gain 1).
+    XavierNormal = 3,
+    /// U(±sqrt(6/(fan_in+fan_out))) (xavier_uniform_, gain 1).
+    XavierUniform = 4,
+    /// N(0, 1/fan_in).
+    LecunNormal = 5,
+    /// All zeros (only sensible for tests and linear probes).
+    Zeros = 6,
+}
+
+impl Init {
+    pub const ALL: [Init; 7] = [
+        Init::Auto,
+        Init::HeNormal,
+        Init::HeUniform,
+        Init::XavierNormal,
+        Init::XavierUniform,
+        Init::LecunNormal,
+        Init::Zeros,
+    ];
+
+    pub fn from_u32(id: u32) -> Option<Init> {
+        Init::ALL.get(id as usize).copied()
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Init::Auto => "auto",
+            Init::HeNormal => "heNormal",
+            Init::HeUniform => "heUniform",
+            Init::XavierNormal => "xavierNormal",
+            Init::XavierUniform => "xavierUniform",
+            Init::LecunNormal => "lecunNormal",
+            Init::Zeros => "zeros",
+        }
+    }
+
+    /// The concrete initialiser `Auto` stands for with this activation.
+    pub fn resolve(self, act: Activation) -> Init {
+        match (self, act) {
+            (Init::Auto, Activation::Relu | Activation::LeakyRelu | Activation::Gelu) => Init::HeNormal,
+            (Init::Auto, _) => Init::XavierUniform,
+            (other, _) => other,
+        }
+    }
+}
+
+/// Fills a dense kernel `w` (fan_in, fan_out) row-major.
+pub fn init_kernel(w: &mut [f32], fan_in: usize, fan_out: usize, init: Init, act: Activation, alpha: f32, rng: &mut Rng) {
+    let fi = fan_in as f64;
+    let fo = fan_out as f64;
+    // ReLU-family gain: sqrt(2/(1+a²)) with a = 0 for relu and gelu (as torch treats them).
+    let a = if act == Activation::LeakyRelu { alpha as f64 } else { 0.0 };
+    let he_gain = (2.0 / (1.0 + a * a)).sqrt();
+    match init.resolve(act) {
+        Init::HeNormal => fill_normal(w, he_gain / fi.sqrt(), rng),
+        Init::HeUniform => fill_uniform(w, he_gain * (3.0 / fi).sqrt(), rng),
+        Init::XavierNormal => fill_normal(w, (2.0 / (fi + fo)).sqrt(), rng),
+        Init::XavierUniform => fill_uniform(w, (6.0 / (fi + fo)).sqrt(), rng),
+        Init::LecunNormal => fill_normal(w, 1.0 / fi.sqrt(), rng),
+        Init::Zeros | Init::Auto => w.fill(0.0),
+    }
+}
+
+fn fill_normal(w: &mut [f32], std: f64, rng: &mut Rng) {
+    for v in w {
+        *v = (rng.normal() * std) as f32;
+    }
+}
+
+fn fill_uniform(w: &mut [f32], limit: f64, rng: &mut Rng) {
+    for v in w {
+        *v = ((rng.next_f64() * 2.0 - 1.0) * limit) as f32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moments(w: &[f32]) -> (f64, f64, f64) {
+        let n = w.len() as f64;
+        let mean = w.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = w.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        let max = w.iter().fold(0.0f64, |m, &v| m.max((v as f64).abs()));
+        (mean, var, max)
+    }
+
+    #[test]
+    fn he_normal_variance_is_two_over_fan_in() {
+        let mut w = vec![0.0; 256 * 400];
+        init_kernel(&mut w, 256, 400, Init::Auto, Activation::Relu, 0.0, &mut Rng::new(1));
+        let (mean, var, _) = moments(&w);
+        assert!(mean.abs() < 0.003, "{mean}");
+        assert!((var / (2.0 / 256.0) - 1.0).abs() < 0.03, "{var}");
+    }
+
+    #[test]
+    fn xavier_uniform_bounds_and_variance() {
+        let mut w = vec![0.0; 300 * 100];
+        init_kernel(&mut w, 300, 100, Init::Auto, Activation::Tanh, 0.0, &mut Rng::new(2));
+        let (_, var, max) = moments(&w);
+        let limit = (6.0f64 / 400.0).sqrt();
+        assert!(max <= limit + 1e-7);
+        assert!((var / (limit * limit / 3.0) - 1.0).abs() < 0.03, "{var}");
+    }
+
+    #[test]
+    fn every_initialiser_is_finite_and_seeded() {
+        for init in Init::ALL {
+            let mut a = vec![0.0; 64];
+            let mut b = vec![0.0; 64];
+            init_kernel(&mut a, 8, 8, init, Activation::LeakyRelu, 0.01, &mut Rng::new(5));
+            init_kernel(&mut b, 8, 8, init, Activation::LeakyRelu, 0.01, &mut Rng::new(5));
+            assert_eq!(a, b, "{}", init.name());
+            assert!(a.iter().all(|v| v.is_finite()));
+        }
+    }
+}

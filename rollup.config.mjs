@@ -1,0 +1,79 @@
+// Bundles ts/ into dist/ (ESM), one entry per runtime (see package.json "exports"):
+//   dist/index.js    browser / default: init() fetches edgegrad.wasm next to the module
+//                    (`new URL("./edgegrad.wasm", import.meta.url)`, the pattern bundlers follow)
+//   dist/node.js     Node: init() reads dist/edgegrad.wasm from disk
+//   dist/workerd.js  Workers ("workerd", "worker"): init(module) with the Worker's imported
+//                    edgegrad.wasm; never compiles from bytes in Cloudflare's runtime
+//   dist/inline.js   base64-inlined wasm (@rollup/plugin-wasm): init() needs no file or fetch
+//   dist/core.js     the shared implementation (one copy, so error classes stay `instanceof`-equal)
+// and copies build/edgegrad.wasm to dist/edgegrad.wasm (+ edgegrad.wasm.d.ts). Declarations come from
+// `tsc -p tsconfig.build.json` (see package.json "build:ts").
+import { copyFile, mkdir, stat, writeFile } from "node:fs/promises";
+import { builtinModules } from "node:module";
+import { relative, resolve, sep } from "node:path";
+import typescript from "@rollup/plugin-typescript";
+import { wasm } from "@rollup/plugin-wasm";
+
+const WASM = "build/edgegrad.wasm";
+// Types of `import wasm from "edgegrad/edgegrad.wasm"`, the "./edgegrad.wasm" export: what Workers
+// (wrangler's and miniflare's CompiledWasm module rule) hand the importing module.
+const WASM_DTS = `/** edgegrad.wasm as Workers import it: compiled by the runtime when the Worker loads; pass it to init(). */
+declare const module: WebAssembly.Module;
+export default module;
+`;
+
+/** Copies the wasm (and its module type) next to the bundles, failing the build with a hint when it is missing. */
+function copyWasm() {
+  return {
+    name: "edgegrad-copy-wasm",
+    async buildStart() {
+      try {
+        await stat(WASM);
+      } catch {
+        this.error(`${WASM} is missing: run \`npm run build:wasm\` first`);
+      }
+      this.addWatchFile(WASM);
+    },
+    async writeBundle(options) {
+      await mkdir(options.dir, { recursive: true });
+      await copyFile(WASM, `${options.dir}/edgegrad.wasm`);
+      await writeFile(`${options.dir}/edgegrad.wasm.d.ts`, WASM_DTS);
+    },
+  };
+}
+
+const ENTRIES = { index: "ts/index.ts", node: "ts/node.ts", workerd: "ts/workerd.ts", inline: "ts/inline.ts" };
+const ENTRY_FILES = new Set(Object.values(ENTRIES).map((f) => f.slice("ts/".length)));
+const TS_DIR = resolve("ts");
+
+export default {
+  input: ENTRIES,
+  external: [...builtinModules, ...builtinModules.map((m) => `node:${m}`)],
+  output: {
+    dir: "dist",
+    format: "es",
+    sourcemap: true,
+    entryFileNames: "[name].js",
+    chunkFileNames: "[name].js",
+    // The library modules go into one shared chunk; entry modules and the inlined wasm (only
+    // inline.ts imports it) stay in their entries.
+    manualChunks(id) {
+      const file = relative(TS_DIR, id).split(sep).join("/");
+      return /^[^.].*\.ts$/.test(file) && !ENTRY_FILES.has(file) ? "core" : undefined;
+    },
+  },
+  plugins: [
+    typescript({
+      tsconfig: "./tsconfig.json",
+      include: ["ts/**/*.ts"],
+      outDir: "dist",
+      sourceMap: true,
+      declaration: false,
+      noEmitOnError: true,
+    }),
+    // Always base64-embed (no size limit) and decode with the global atob, which Node >= 16,
+    // browsers, Deno and Bun all have: the inline entry then never mentions process or Buffer.
+    wasm({ targetEnv: "browser", maxFileSize: Number.MAX_SAFE_INTEGER }),
+    copyWasm(),
+  ],
+};

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The README's two commands. Each sets up what is missing (npm packages, the wasm toolchain and
+# build, the JS bundle) and then runs:
+#   bash scripts/run.sh demo   train an MLP on iris and report held-out accuracy
+#   bash scripts/run.sh test   cargo test for the crates, then the vitest suite
+#   bash scripts/run.sh bench  the benchmarks
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+setup() {
+  if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
+    echo "setup: npm ci" >&2
+    npm ci --no-audit --no-fund
+  fi
+  bash scripts/build-wasm.sh
+  echo "setup: bundling TypeScript" >&2
+  npm run --silent build:ts
+}
+
+# Host cargo for the crates' native tests: rustup's when present, else Debian's.
+host_cargo() {
+  if command -v cargo >/dev/null 2>&1; then cargo "$@"; else /usr/bin/cargo "$@"; fi
+}
+
+cmd="${1:-}"
+case "$cmd" in
+  demo)
+    setup
+    node examples/iris.mjs
+    ;;
+  test)
+    setup
+    host_cargo test --workspace --locked --release
+    mkdir -p build
+    status=0
+    npx tsc --noEmit
+    npx vitest run --reporter=default --reporter=json --outputFile=build/vitest.json || status=$?
+    # One summary line in the plain form CI reads: "N passed, N failed".
+    node -e '
+      const r = JSON.parse(require("fs").readFileSync("build/vitest.json", "utf8"));
+      console.log(`vitest: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`);'
+    exit "$status"
+    ;;
+  bench)
+    setup
+    shift
+    node bench/run.mjs "$@"
+    ;;
+  *)
+    echo "usage: bash scripts/run.sh demo|test|bench" >&2
+    exit 2
+    ;;
+esac

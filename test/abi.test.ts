@@ -1,0 +1,242 @@
+// The ABI contract between ts/abi.ts and crates/wasm: version, export list, the status and enum
+// name tables (each side has one source of truth; eg_enum_name proves they agree), typed errors
+// from status codes, and every way init() can be handed the module.
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { runInNewContext } from "node:vm";
+import { beforeAll, describe, expect, it } from "vitest";
+import { ABI_VERSION, EnumKind, EXPORT_NAMES, loadAbi, OUT_BYTES, type Abi } from "../ts/abi.js";
+import { STATUS_NAMES } from "../ts/errors.js";
+import { ACTIVATIONS, INITIALIZERS } from "../ts/layers.js";
+import { LOSSES } from "../ts/losses.js";
+import { AbiError, DisposedError, init, InvalidArgumentError, OPTIMIZERS, ShapeError } from "../ts/node.js";
+
+const WASM = process.env.EDGEGRAD_WASM ?? fileURLToPath(new URL("../build/edgegrad.wasm", import.meta.url));
+const readPath = async (p: string | URL) => readFile(p instanceof URL ? fileURLToPath(p) : p);
+
+// ---- a tiny wasm assembler, to feed init() modules that break the contract ----
+
+function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
+      out.push(b);
+      return out;
+    }
+    out.push(b | 0x80);
+  }
+}
+
+const str = (s: string) => [...uleb(s.length), ...new TextEncoder().encode(s)];
+const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
+const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
+
+/** A module exporting `memory` and functions `() -> i32` returning the given constants. */
+function fakeModule(fns: Record<string, number>, opts: { memory?: boolean; importFn?: string } = {}): Uint8Array<ArrayBuffer> {
+  const names = Object.keys(fns);
+  const imported = opts.importFn ? 1 : 0;
+  const bytes = [
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vec([[0x60, 0x00, 0x01, 0x7f]])),
+    ...(opts.importFn ? section(2, vec([[...str("env"), ...str(opts.importFn), 0x00, 0x00]])) : []),
+    ...section(3, vec(names.map(() => [0x00]))),
+    ...(opts.memory !== false ? section(5, vec([[0x00, 0x01]])) : []),
+    ...section(
+      7,
+      vec([
+        ...(opts.memory !== false ? [[...str("memory"), 0x02, 0x00]] : []),
+        ...names.map((n, i) => [...str(n), 0x00, ...uleb(i + imported)]),
+      ]),
+    ),
+    ...section(10, vec(names.map((n) => { const body = [0x00, 0x41, ...sleb(fns[n]!), 0x0b]; return [...uleb(body.length), ...body]; }))),
+  ];
+  return new Uint8Array(bytes);
+}
+
+const allExports = (version: number): Record<string, number> => {
+  // eg_alloc must return a usable, 8-aligned out-scratch address.
+  const fns: Record<string, number> = Object.fromEntries(EXPORT_NAMES.map((n) => [n, 0]));
+  fns["eg_abi_version"] = version;
+  fns["eg_alloc"] = 1024;
+  return fns;
+};
+
+describe("ABI contract", () => {
+  let bytes: Uint8Array<ArrayBuffer>;
+  let abi: Abi;
+
+  beforeAll(async () => {
+    bytes = new Uint8Array(await readFile(WASM));
+    abi = await loadAbi(bytes);
+  });
+
+  it("reports ABI version 1", () => {
+    expect(ABI_VERSION).toBe(1);
+    expect(abi.version()).toBe(1);
+  });
+
+  it("exports exactly what ts/abi.ts calls, plus memory, and imports nothing", () => {
+    const mod = new WebAssembly.Module(bytes);
+    const exported = WebAssembly.Module.exports(mod);
+    const fns = exported.filter((e) => e.kind === "function").map((e) => e.name).sort();
+    expect(fns).toEqual([...EXPORT_NAMES].sort());
+    expect(exported.find((e) => e.name === "memory")?.kind).toBe("memory");
+    expect(WebAssembly.Module.imports(mod)).toEqual([]);
+  });
+
+  it("owns an 8-aligned out-scratch of 64 bytes", () => {
+    expect(OUT_BYTES).toBe(64);
+    expect(abi.out % 8).toBe(0);
+    expect(abi.out).toBeGreaterThan(0);
+  });
+
+  const tables: [string, number, readonly string[]][] = [
+    ["status", EnumKind.status, STATUS_NAMES],
+    ["activation", EnumKind.activation, ACTIVATIONS],
+    ["loss", EnumKind.loss, LOSSES],
+    ["optimizer", EnumKind.optimizer, OPTIMIZERS],
+    ["init", EnumKind.init, INITIALIZERS],
+  ];
+  for (const [name, kind, table] of tables) {
+    it(`the ${name} table agrees with Rust for every id`, () => {
+      const rust: string[] = [];
+      for (let id = 0; ; id++) {
+        const n = abi.enumName(kind, id);
+        if (n === null) break;
+        rust.push(n);
+        expect(id).toBeLessThan(64);
+      }
+      expect(rust).toEqual([...table]);
+      expect(abi.enumName(kind, 0xffff_ffff)).toBeNull();
+    });
+  }
+
+  it("returns -1 for an unknown enum kind", () => {
+    expect(abi.enumName(99, 0)).toBeNull();
+  });
+
+  it("turns a non-zero status into the typed error carrying Rust's message", () => {
+    expect(() => abi.tensorCreate(0, 3, "probe")).toThrow(InvalidArgumentError);
+    expect(() => abi.tensorCreate(0, 3, "probe")).toThrow(/^probe: shape: .*\[0, 3\]/);
+    const h = abi.tensorCreate(2, 2, "probe");
+    abi.tensorFree(h, "probe");
+    // a stale handle (same slot, old generation) is recognised by Rust
+    const err = (() => {
+      try {
+        abi.tensorInfo(h, "probe");
+      } catch (e) {
+        return e;
+      }
+      return null;
+    })();
+    expect(err).toBeInstanceOf(DisposedError);
+    expect((err as DisposedError).status).toBe("disposedHandle");
+    expect(String((err as Error).message)).toMatch(/was disposed/);
+    const a = abi.tensorCreate(2, 3, "probe");
+    const b = abi.tensorCreate(2, 3, "probe");
+    expect(() => abi.matmul(a, b, false, false, "probe")).toThrow(ShapeError);
+    abi.tensorFree(a, "probe");
+    abi.tensorFree(b, "probe");
+  });
+
+  it("rejects a module with another ABI version", async () => {
+    await expect(loadAbi(fakeModule(allExports(2)))).rejects.toThrow(AbiError);
+    await expect(loadAbi(fakeModule(allExports(2)))).rejects.toThrow(/ABI version 2/);
+  });
+
+  it("accepts a module with every export (the fake one) and rejects one missing any export", async () => {
+    await expect(loadAbi(fakeModule(allExports(1)))).resolves.toBeDefined();
+    for (const missing of ["eg_matmul", "eg_model_train_rows", "eg_stats"]) {
+      const fns = allExports(1);
+      delete fns[missing];
+      await expect(loadAbi(fakeModule(fns))).rejects.toThrow(new RegExp(`lacks the export\\(s\\) ${missing}`));
+    }
+  });
+
+  it("rejects a module without exported memory, with imports, or that is not wasm", async () => {
+    await expect(loadAbi(fakeModule(allExports(1), { memory: false }))).rejects.toThrow(/memory/);
+    await expect(loadAbi(fakeModule(allExports(1), { importFn: "host" }))).rejects.toThrow(/imports env\.host/);
+    await expect(loadAbi(new Uint8Array([1, 2, 3, 4]))).rejects.toThrow(AbiError);
+    await expect(loadAbi(42 as never)).rejects.toThrow(/unsupported source/);
+    await expect(loadAbi({ module: 7 } as never)).rejects.toThrow(/source\.module/);
+  });
+
+  describe("init(source) accepts every documented source", () => {
+    const ok = async (source: Parameters<typeof init>[0]) => {
+      const eg = await init(source);
+      using t = eg.tensor(new Float32Array([1, 2, 3, 4]), [2, 2]);
+      expect(Array.from(t.data())).toEqual([1, 2, 3, 4]);
+    };
+
+    it("bytes: Uint8Array, ArrayBuffer, DataView", async () => {
+      await ok(bytes);
+      await ok(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+      await ok(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    });
+
+    it("a path and a file: URL (Node entry)", async () => {
+      await ok(WASM);
+      await ok(pathToFileURL(WASM));
+      await ok(pathToFileURL(WASM).href);
+      await expect(init("/nonexistent/edgegrad.wasm")).rejects.toThrow(/cannot read/);
+    });
+
+    it("no argument (Node entry finds the wasm on disk)", async () => {
+      await ok(undefined);
+    });
+
+    it("a Response, with and without the wasm MIME type, and a promise of one", async () => {
+      await ok(new Response(bytes, { headers: { "content-type": "application/wasm" } }));
+      await ok(new Response(bytes));
+      await ok(Promise.resolve(new Response(bytes, { headers: { "content-type": "application/wasm" } })));
+      await expect(init(new Response("nope", { status: 404 }))).rejects.toThrow(/HTTP 404/);
+    });
+
+    it("a compiled module, { module }, and a module from another realm (Workers)", async () => {
+      const mod = await WebAssembly.compile(bytes);
+      await ok(mod);
+      await ok({ module: mod });
+      const foreign = runInNewContext("new WebAssembly.Module(b)", { b: bytes }) as WebAssembly.Module;
+      expect(foreign instanceof WebAssembly.Module).toBe(false);
+      await ok(foreign);
+      await ok({ module: foreign });
+    });
+
+    it("the loader helper reads paths through readPath only", async () => {
+      await expect(loadAbi(WASM)).rejects.toThrow(/cannot read the path/);
+      await expect(loadAbi(WASM, readPath)).resolves.toBeDefined();
+    });
+  });
+
+  // Only after `npm run build:ts`: the bundles in dist/ (Node entry reads dist/edgegrad.wasm,
+  // inline entry carries it base64-encoded, and all share one core so classes stay identical).
+  const dist = (f: string) => new URL(`../dist/${f}`, import.meta.url);
+  it.skipIf(!existsSync(dist("inline.js")))("the built dist entries load and agree", async () => {
+    type Entry = typeof import("../ts/node.js");
+    const node = (await import(/* @vite-ignore */ dist("node.js").href)) as Entry;
+    const inline = (await import(/* @vite-ignore */ dist("inline.js").href)) as Entry;
+    const web = (await import(/* @vite-ignore */ dist("index.js").href)) as Entry;
+    expect(inline.ShapeError).toBe(node.ShapeError);
+    expect(web.Tensor).toBe(node.Tensor);
+    for (const eg of [await node.init(), await inline.init(), await web.init(await readFile(fileURLToPath(dist("edgegrad.wasm"))))]) {
+      const t = eg.tensor(new Float32Array([1, 2]), [1, 2]);
+      expect(Array.from(t.data())).toEqual([1, 2]);
+      t.dispose();
+      expect(eg.memory().liveHandles).toBe(0);
+    }
+  });
+});

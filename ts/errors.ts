@@ -1,0 +1,164 @@
+// Error classes and the status-code table: the one place on the TS side that knows the
+// numbers crates/wasm returns. test/abi.test.ts proves this table matches Rust's names.
+
+/** Status names indexed by the i32 status code the C-ABI returns (0 = ok). */
+export const STATUS_NAMES = [
+  "ok",
+  "invalidArgument",
+  "shapeMismatch",
+  "disposedHandle",
+  "outOfMemory",
+  "invalidState",
+  "nonFinite",
+  "internal",
+] as const;
+
+/** The name of one ABI status code, e.g. "shapeMismatch". */
+export type StatusName = (typeof STATUS_NAMES)[number];
+
+/** Numeric ABI status codes by name. */
+export const Status = {
+  ok: 0,
+  invalidArgument: 1,
+  shapeMismatch: 2,
+  disposedHandle: 3,
+  outOfMemory: 4,
+  invalidState: 5,
+  nonFinite: 6,
+  internal: 7,
+} as const satisfies Record<StatusName, number>;
+
+/** Base class of every error edgegrad throws; `status` is the matching ABI status name. */
+export class EdgegradError extends Error {
+  /** The ABI status this error corresponds to. */
+  readonly status: StatusName;
+
+  /** Creates an error with a message that names the offending argument. */
+  constructor(message: string, status: StatusName = "internal") {
+    super(message);
+    this.status = status;
+    // Keep the subclass name in stack traces and `String(err)` after bundling/minifying.
+    this.name = new.target.name;
+  }
+}
+
+/** An argument has the wrong type or is outside its allowed range. */
+export class InvalidArgumentError extends EdgegradError {
+  /** Creates an invalid-argument error. */
+  constructor(message: string) {
+    super(message, "invalidArgument");
+  }
+}
+
+/** Sizes, lengths or shapes disagree. */
+export class ShapeError extends EdgegradError {
+  /** Creates a shape-mismatch error. */
+  constructor(message: string) {
+    super(message, "shapeMismatch");
+  }
+}
+
+/** A tensor or model was used after `dispose()` (or its handle is stale). */
+export class DisposedError extends EdgegradError {
+  /** Creates a use-after-dispose error. */
+  constructor(message: string) {
+    super(message, "disposedHandle");
+  }
+}
+
+/** The WebAssembly heap could not grow enough for an allocation. */
+export class OutOfMemoryError extends EdgegradError {
+  /** Creates an out-of-memory error. */
+  constructor(message: string) {
+    super(message, "outOfMemory");
+  }
+}
+
+/** The call is not allowed in the object's current state (e.g. training before compile). */
+export class StateError extends EdgegradError {
+  /** Creates an invalid-state error. */
+  constructor(message: string) {
+    super(message, "invalidState");
+  }
+}
+
+/** A NaN or infinity appeared in inputs, targets, weights, loss or gradients. */
+export class NonFiniteError extends EdgegradError {
+  /** Creates a non-finite-value error. */
+  constructor(message: string) {
+    super(message, "nonFinite");
+  }
+}
+
+/** The WebAssembly module is missing, malformed, or speaks another ABI version. */
+export class AbiError extends EdgegradError {
+  /** Creates an ABI error. */
+  constructor(message: string) {
+    super(message, "internal");
+  }
+}
+
+/** An internal invariant of the WebAssembly core failed (a bug: please report it). */
+export class InternalError extends EdgegradError {
+  /** Creates an internal error. */
+  constructor(message: string) {
+    super(message, "internal");
+  }
+}
+
+/** Builds the typed error for a non-zero ABI status code. */
+export function errorForStatus(status: number, message: string): EdgegradError {
+  switch (status) {
+    case Status.invalidArgument:
+      return new InvalidArgumentError(message);
+    case Status.shapeMismatch:
+      return new ShapeError(message);
+    case Status.disposedHandle:
+      return new DisposedError(message);
+    case Status.outOfMemory:
+      return new OutOfMemoryError(message);
+    case Status.invalidState:
+      return new StateError(message);
+    case Status.nonFinite:
+      return new NonFiniteError(message);
+    case Status.internal:
+      return new InternalError(message);
+    default:
+      return new AbiError(`${message} (unknown status code ${status})`);
+  }
+}
+
+// ---- argument checks shared by every public entry point (they throw the classes above) ----
+
+/** A short description of a value for error messages ("Float64Array(12)", "string", "NaN"). */
+export function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (v === undefined) return "undefined";
+  if (typeof v === "number") return String(v);
+  if (typeof v === "string") return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (ArrayBuffer.isView(v)) {
+    const len = (v as unknown as { length?: number }).length;
+    return `${v.constructor.name}(${len ?? v.byteLength})`;
+  }
+  if (Array.isArray(v)) return `Array(${v.length})`;
+  if (typeof v === "object") return (v as object).constructor?.name ?? "object";
+  return typeof v;
+}
+
+/** Checks an integer size/count in [min, max]; `name` is the argument as the user wrote it. */
+export function checkInt(v: unknown, name: string, min = 1, max = 0x7fff_ffff): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    const range = max === 0x7fff_ffff ? `an integer >= ${min}` : `an integer in ${min}..${max}`;
+    throw new InvalidArgumentError(`${name}: must be ${range}, got ${describe(v)}`);
+  }
+  return v;
+}
+
+/** Checks that an options argument is undefined or a plain object. */
+export function checkOptions<T extends object>(v: T | undefined, name: string): Partial<T> {
+  if (v === undefined) return {};
+  if (v === null || typeof v !== "object" || Array.isArray(v)) {
+    throw new InvalidArgumentError(`${name}: expected an options object, got ${describe(v)}`);
+  }
+  return v;
+}
