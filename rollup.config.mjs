@@ -6,8 +6,8 @@
 //                    edgegrad.wasm; never compiles from bytes in Cloudflare's runtime
 //   dist/inline.js   base64-inlined wasm (@rollup/plugin-wasm): init() needs no file or fetch
 //   dist/core.js     the shared implementation (one copy, so error classes stay `instanceof`-equal)
-// and copies build/edgegrad.wasm to dist/edgegrad.wasm (+ edgegrad.wasm.d.ts). Declarations come from
-// `tsc -p tsconfig.build.json` (see package.json "build:ts").
+// and copies build/edgegrad.wasm to dist/edgegrad.wasm (with edgegrad.wasm.d.ts). Declarations
+// come from `tsc -p tsconfig.build.json` (see package.json "build:ts").
 import { copyFile, mkdir, stat, writeFile } from "node:fs/promises";
 import { builtinModules } from "node:module";
 import { relative, resolve, sep } from "node:path";

@@ -14,7 +14,7 @@ import { summarize } from "./stats.mjs";
  */
 export const BUDGETS = {
   full: { samples: 50, sampleMs: 25, warmupMs: 300, capMs: 8000, minSamples: 10, skipMs: 30000 },
-  quick: { samples: 50, sampleMs: 3, warmupMs: 60, capMs: 1000, minSamples: 10, skipMs: 2500 },
+  quick: { samples: 50, sampleMs: 3, warmupMs: 60, capMs: 1000, minSamples: 10, skipMs: 3000 },
   // Cold starts: one iteration is one fresh child process.
   coldFull: { samples: 50, sampleMs: 0, warmupMs: 0, capMs: 20000, minSamples: 10, skipMs: 60000 },
   coldQuick: { samples: 10, sampleMs: 0, warmupMs: 0, capMs: 3000, minSamples: 5, skipMs: 10000 },
@@ -30,22 +30,29 @@ export const BUDGETS = {
  */
 export function measure(fn, budget, { reportsMs = false } = {}) {
   // Warm-up: the first call pays for lazy set-up and JIT tiers; keep calling until warmupMs has
-  // passed (at least twice) and take the later calls as the estimate of one iteration.
+  // passed and at least two more calls were made, and take the fastest of those later calls as
+  // the estimate of one iteration (interference only ever slows a call down). A benchmark too
+  // slow for the budget is given up as soon as that is clear: a first call that slow even
+  // allowing for one-off costs, or any warm call that slow.
+  const tooSlow = (ms) => ms * budget.minSamples > budget.skipMs;
+  const skip = (ms) => ({ skipped: `one iteration takes ${fmtTime(ms)}; ${budget.minSamples} samples would exceed this run's ${budget.skipMs / 1000} s budget per benchmark` });
   const t = performance.now();
   fn();
   const firstCallMs = performance.now() - t;
+  if (tooSlow(firstCallMs / 2)) return skip(firstCallMs);
   let calls = 0;
+  let fastest = Infinity;
   const w0 = performance.now();
   do {
+    const c0 = performance.now();
     fn();
+    fastest = Math.min(fastest, performance.now() - c0);
     calls++;
-  } while (performance.now() - w0 < budget.warmupMs && calls < 1e6);
-  const perIter = (performance.now() - w0) / calls;
+    if (tooSlow(fastest)) return skip(fastest);
+  } while ((performance.now() - w0 < budget.warmupMs || calls < 2) && calls < 1e6);
+  const perIter = Math.max(fastest, 1e-6);
   const warmupMs = performance.now() - w0 + firstCallMs;
 
-  if (perIter * budget.minSamples > budget.skipMs) {
-    return { skipped: `one iteration takes ${fmtTime(perIter)}; ${budget.minSamples} samples would exceed this run's ${budget.skipMs / 1000} s budget per benchmark` };
-  }
   const iters = Math.max(1, Math.round(budget.sampleMs / perIter));
   const samples = Math.max(budget.minSamples, Math.min(budget.samples, Math.floor(budget.capMs / (perIter * iters))));
 

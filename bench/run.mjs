@@ -14,8 +14,8 @@ import { fileURLToPath } from "node:url";
 import { BUDGETS, measure } from "./harness.mjs";
 import { loadImpls } from "./impls.mjs";
 import { measurePeak } from "./peak.mjs";
-import { compareSamples } from "./stats.mjs";
-import { printBenchmark, printSummary, writeHtml } from "./report.mjs";
+import { compareSamples, ratioCI } from "./stats.mjs";
+import { printBenchmark, printSummary, ratioRows, writeHtml } from "./report.mjs";
 import { MLPS, evaluateTargets, probeMlp, workloads } from "./workloads.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -54,6 +54,7 @@ const budget = BUDGETS[mode];
 const matches = (id) => opts.filters.length === 0 || opts.filters.some((f) => id.toLowerCase().includes(f.toLowerCase()));
 if (opts.wasm) process.env.EDGEGRAD_BENCH_WASM = opts.wasm; // children inherit it
 const runStart = performance.now();
+const startDate = new Date().toISOString();
 
 // ---------------------------------------------------------------------------------------------
 // Baseline: the newest earlier run in the same mode (or --baseline FILE).
@@ -77,13 +78,24 @@ const baseline = loadBaseline();
 // ---------------------------------------------------------------------------------------------
 // Header, implementations, peak probe.
 
-const impls = await loadImpls(opts.impls);
+let impls;
+try {
+  impls = await loadImpls(opts.impls);
+} catch (e) {
+  console.error(`could not load the implementations: ${e.message}`);
+  if (e.name === "AbiError") console.error("dist/ and the wasm builds disagree: rebuild with `npm run build` (or pass --wasm FILE)");
+  process.exit(1);
+}
 const edgegrad = impls[0];
 const cpu = os.cpus()[0]?.model ?? "unknown CPU";
-console.log(`edgegrad bench — ${mode} run, ${new Date().toISOString()}`);
+console.log(`edgegrad bench — ${mode} run, ${startDate}`);
 console.log(`node ${process.version} (V8 ${process.versions.v8}) on ${cpu}, ${os.cpus().length} cores, ${os.platform()}-${os.arch()}; single thread everywhere`);
+// Other processes on the machine slow every benchmark down in bursts; the load average says how
+// much to trust this run (above the core count, expect noisy medians and wide intervals).
+const loadStart = os.loadavg()[0];
+console.log(`machine load (1-min average): ${loadStart.toFixed(2)} on ${os.cpus().length} cores${loadStart > os.cpus().length - 1 ? " — busy: expect noise" : ""}`);
 for (const impl of impls) console.log(`  ${impl.name.padEnd(10)} ${impl.version}`);
-if (edgegrad.note) console.log(`  warning: ${edgegrad.note}`);
+if (edgegrad.note) console.log(`  note: ${edgegrad.note}`);
 console.log(baseline ? `comparing with ${baseline.file} (${baseline.data.meta.date})` : "no baseline yet: this run becomes the first");
 if (baseline && baseline.data.meta.edgegradWasm !== edgegrad.wasmHash) console.log(`  edgegrad.wasm changed since the baseline: ${baseline.data.meta.edgegradWasm} → ${edgegrad.wasmHash}`);
 console.log(`sampling: ≥ ${budget.samples} samples of ~${budget.sampleMs} ms after ${budget.warmupMs} ms warm-up; cap ${budget.capMs / 1000} s per benchmark (then ≥ ${budget.minSamples} samples, flagged)\n`);
@@ -108,6 +120,7 @@ function record(entry) {
 
 for (const w of workloads(edgegrad.features)) {
   if (!matches(w.id)) continue;
+  const w0 = performance.now();
   console.log(`── ${w.id}: ${w.title}`);
   for (const impl of impls) {
     await impl.activate();
@@ -123,24 +136,33 @@ for (const w of workloads(edgegrad.features)) {
       record({ ...base, skipped: h.skip });
       continue;
     }
-    const r = measure(h.run, budget);
+    let r;
+    try {
+      r = measure(h.run, budget);
+    } catch (e) {
+      r = { skipped: `error while running: ${e.name}: ${e.message}` };
+    }
     const leaked = h.leakCheck?.() ?? 0;
     h.dispose();
     if (r.skipped) {
-      record({ ...base, skipped: `skipped: ${r.skipped}`, note: h.note });
+      record({ ...base, skipped: r.skipped.startsWith("error") ? r.skipped : `skipped: ${r.skipped}`, note: h.note });
       continue;
     }
     const unitsPerIter = w.group === "gemm" ? 1 : h.samplesPerRun;
-    const entry = { ...base, ...r, note: [h.note, leaked > 0 ? `${leaked} tensors leaked` : ""].filter(Boolean).join("; "), unitsPerIter, perUnitMs: r.mean / unitsPerIter };
+    const note = [h.note, leaked > 0 ? `${leaked} tensors leaked` : ""].filter(Boolean).join("; ");
+    const entry = { ...base, ...r, note, unitsPerIter, perUnitMs: r.median / unitsPerIter };
+    // Throughput from the median time (and its interval): robust to the other processes that
+    // share this machine, and conservative for edgegrad (GC pauses of the alternatives that hit
+    // fewer than half of the samples do not count against them).
     if (w.group === "gemm") {
-      Object.assign(entry, { m: w.m, n: w.n, k: w.k, flops: w.flops, gflops: w.flops / (r.mean * 1e6), gflopsCI: [w.flops / (r.meanCI[1] * 1e6), w.flops / (r.meanCI[0] * 1e6)] });
+      Object.assign(entry, { m: w.m, n: w.n, k: w.k, flops: w.flops, gflops: w.flops / (r.median * 1e6), gflopsCI: [w.flops / (r.medianCI[1] * 1e6), w.flops / (r.medianCI[0] * 1e6)] });
     } else {
-      entry.samplesPerSec = (unitsPerIter * 1000) / r.mean;
-      entry.samplesPerSecCI = [(unitsPerIter * 1000) / r.meanCI[1], (unitsPerIter * 1000) / r.meanCI[0]];
+      entry.samplesPerSec = (unitsPerIter * 1000) / r.median;
+      entry.samplesPerSecCI = [(unitsPerIter * 1000) / r.medianCI[1], (unitsPerIter * 1000) / r.medianCI[0]];
     }
     record(entry);
   }
-  console.log("");
+  console.log(`  (${((performance.now() - w0) / 1000).toFixed(1)} s)\n`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -148,7 +170,11 @@ for (const w of workloads(edgegrad.features)) {
 
 function child(args, nodeFlags = []) {
   const out = spawnSync(process.execPath, [...nodeFlags, resolve(HERE, "child.mjs"), ...args], { cwd: ROOT, encoding: "utf8", env: process.env, maxBuffer: 1 << 20 });
-  if (out.status !== 0) throw new Error(`child ${args.join(" ")} failed: ${(out.stderr || out.stdout).trim().split("\n").slice(-3).join(" | ")}`);
+  if (out.status !== 0) {
+    const lines = (out.stderr || out.stdout).split("\n");
+    const why = lines.find((l) => /^\w*Error\b/.test(l)) ?? lines.filter(Boolean).slice(-1)[0];
+    throw new Error(`child ${args.join(" ")} failed: ${why}`);
+  }
   return JSON.parse(out.stdout.trim().split("\n").pop());
 }
 
@@ -160,9 +186,21 @@ if (matches(coldId)) {
     const mlpArg = coldMlp === MLPS.mlp_s ? "mlp_s" : "mlp_s_standin";
     const base = { id: coldId, group: "cold", title: `cold start (${coldMlp.title})`, impl: impl.name, unit: "ms" };
     try {
-      const r = measure(() => child(["cold", impl.name, mlpArg]).ms, BUDGETS[opts.quick ? "coldQuick" : "coldFull"], { reportsMs: true });
+      const parts = [];
+      const r = measure(
+        () => {
+          const c = child(["cold", impl.name, mlpArg]);
+          parts.push(c);
+          return c.ms;
+        },
+        BUDGETS[opts.quick ? "coldQuick" : "coldFull"],
+        { reportsMs: true },
+      );
+      const med = (key) => parts.map((p) => p[key]).sort((a, b) => a - b)[parts.length >> 1].toFixed(1);
+      const step = parts[0]?.firstStepMs !== undefined ? `model ${med("modelMs")} ms, first step ${med("firstStepMs")} ms` : `model + first step ${med("stepMs")} ms`;
+      const note = `median split: import ${med("importMs")} ms, init ${med("initMs")} ms, ${step}; process start to done ${med("sinceProcessStartMs")} ms`;
       if (r.skipped) record({ ...base, skipped: `skipped: ${r.skipped}` });
-      else record({ ...base, ...r, unitsPerIter: 1, perUnitMs: r.mean });
+      else record({ ...base, ...r, note, unitsPerIter: 1, perUnitMs: r.median });
     } catch (e) {
       record({ ...base, skipped: `error: ${e.message}` });
     }
@@ -212,10 +250,19 @@ for (const b of benchmarks) if (b.gflops) b.pctPeak = b.gflops / peak;
 const byKey = new Map(benchmarks.filter((b) => b.times).map((b) => [`${b.id}|${b.impl}`, b]));
 const get = (id, impl) => byKey.get(`${id}|${impl}`);
 const cold = Object.fromEntries(impls.map((i) => [i.name, get(coldId, i.name)]).filter(([, v]) => v));
-const targets = evaluateTargets({ get, peak, cold, alloc });
+// Speed-up of edgegrad over `impl` on `id` (against `refId` of the alternative, e.g. its NN
+// matmul) with a bootstrap interval over both sample sets, per unit of work.
+function speedup(id, impl, refId = id) {
+  const eg = get(id, "edgegrad");
+  const alt = get(refId, impl);
+  if (!eg || !alt) return undefined;
+  const perUnit = (b) => b.times.map((t) => t / b.unitsPerIter);
+  return { value: alt.perUnitMs / eg.perUnitMs, ci: ratioCI(perUnit(alt), perUnit(eg)) };
+}
+const targets = evaluateTargets({ speedup, get, peak, cold, alloc });
 
 const meta = {
-  date: new Date().toISOString(),
+  date: startDate,
   mode,
   node: process.version,
   v8: process.versions.v8,
@@ -228,10 +275,13 @@ const meta = {
   budget,
   peak: { gflops: peak, runs: peakRuns },
   baseline: baseline?.file ?? null,
+  loadAverage: { start: loadStart, end: os.loadavg()[0] },
   durationS: 0,
 };
-const results = { meta, benchmarks, alloc, targets };
-printSummary(results, impls.map((i) => i.name));
+const names = impls.map((i) => i.name);
+const ratios = ratioRows(benchmarks, names, speedup);
+const results = { meta, benchmarks, ratios, alloc, targets };
+printSummary(results, names);
 meta.durationS = (performance.now() - runStart) / 1000;
 console.log(`\nrun took ${meta.durationS.toFixed(0)} s`);
 
@@ -253,6 +303,6 @@ if (opts.json) {
 }
 if (opts.html) {
   mkdirSync(dirname(opts.html), { recursive: true });
-  writeFileSync(opts.html, writeHtml(results, impls.map((i) => i.name), baseline?.data));
+  writeFileSync(opts.html, writeHtml(results, names, baseline?.data));
   console.log(`HTML report: ${opts.html}`);
 }

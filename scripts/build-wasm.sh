@@ -71,5 +71,17 @@ MSG
 fi
 
 mkdir -p "$OUT_DIR"
-cp "target/$TARGET/release/edgegrad_wasm.wasm" "$OUT"
+RAW="target/$TARGET/release/edgegrad_wasm.wasm"
+# binaryen's wasm-opt (the npm package, compiled to JS+wasm) shrinks the module by ~20 %
+# (241 KB -> 196 KB measured on the ABI v2 build) with no loss of speed. Without
+# node_modules (a bare cargo user) the unoptimised module is still correct.
+WASM_OPT=node_modules/binaryen/bin/wasm-opt
+if [[ -f "$WASM_OPT" ]]; then
+  node "$WASM_OPT" -O3 --enable-simd --enable-bulk-memory --enable-sign-ext \
+    --enable-mutable-globals --enable-nontrapping-float-to-int \
+    --strip-debug --strip-producers "$RAW" -o "$OUT"
+else
+  echo "build-wasm: node_modules/binaryen missing (run npm ci); copying the module unoptimised" >&2
+  cp "$RAW" "$OUT"
+fi
 echo "build-wasm: wrote $OUT ($(wc -c <"$OUT") bytes)" >&2

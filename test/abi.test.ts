@@ -8,7 +8,7 @@ import { runInNewContext } from "node:vm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ABI_VERSION, EnumKind, EXPORT_NAMES, loadAbi, OUT_BYTES, type Abi } from "../ts/abi.js";
 import { STATUS_NAMES } from "../ts/errors.js";
-import { ACTIVATIONS, INITIALIZERS } from "../ts/layers.js";
+import { ACTIVATIONS, INITIALIZERS, LAYER_KINDS, PARAM_ROLES } from "../ts/layers.js";
 import { LOSSES } from "../ts/losses.js";
 import { AbiError, DisposedError, init, InvalidArgumentError, OPTIMIZERS, ShapeError } from "../ts/node.js";
 
@@ -84,9 +84,9 @@ describe("ABI contract", () => {
     abi = await loadAbi(bytes);
   });
 
-  it("reports ABI version 1", () => {
-    expect(ABI_VERSION).toBe(1);
-    expect(abi.version()).toBe(1);
+  it("reports ABI version 2", () => {
+    expect(ABI_VERSION).toBe(2);
+    expect(abi.version()).toBe(2);
   });
 
   it("exports exactly what ts/abi.ts calls, plus memory, and imports nothing", () => {
@@ -110,6 +110,8 @@ describe("ABI contract", () => {
     ["loss", EnumKind.loss, LOSSES],
     ["optimizer", EnumKind.optimizer, OPTIMIZERS],
     ["init", EnumKind.init, INITIALIZERS],
+    ["layer kind", EnumKind.layerKind, LAYER_KINDS],
+    ["parameter role", EnumKind.paramRole, PARAM_ROLES],
   ];
   for (const [name, kind, table] of tables) {
     it(`the ${name} table agrees with Rust for every id`, () => {
@@ -154,22 +156,22 @@ describe("ABI contract", () => {
   });
 
   it("rejects a module with another ABI version", async () => {
-    await expect(loadAbi(fakeModule(allExports(2)))).rejects.toThrow(AbiError);
-    await expect(loadAbi(fakeModule(allExports(2)))).rejects.toThrow(/ABI version 2/);
+    await expect(loadAbi(fakeModule(allExports(1)))).rejects.toThrow(AbiError);
+    await expect(loadAbi(fakeModule(allExports(1)))).rejects.toThrow(/ABI version 1, this library needs 2/);
   });
 
   it("accepts a module with every export (the fake one) and rejects one missing any export", async () => {
-    await expect(loadAbi(fakeModule(allExports(1)))).resolves.toBeDefined();
-    for (const missing of ["eg_matmul", "eg_model_train_rows", "eg_stats"]) {
-      const fns = allExports(1);
+    await expect(loadAbi(fakeModule(allExports(2)))).resolves.toBeDefined();
+    for (const missing of ["eg_matmul", "eg_model_train_rows", "eg_stats", "eg_model_stats_ptr", "eg_model_set_param_groups"]) {
+      const fns = allExports(2);
       delete fns[missing];
       await expect(loadAbi(fakeModule(fns))).rejects.toThrow(new RegExp(`lacks the export\\(s\\) ${missing}`));
     }
   });
 
   it("rejects a module without exported memory, with imports, or that is not wasm", async () => {
-    await expect(loadAbi(fakeModule(allExports(1), { memory: false }))).rejects.toThrow(/memory/);
-    await expect(loadAbi(fakeModule(allExports(1), { importFn: "host" }))).rejects.toThrow(/imports env\.host/);
+    await expect(loadAbi(fakeModule(allExports(2), { memory: false }))).rejects.toThrow(/memory/);
+    await expect(loadAbi(fakeModule(allExports(2), { importFn: "host" }))).rejects.toThrow(/imports env\.host/);
     await expect(loadAbi(new Uint8Array([1, 2, 3, 4]))).rejects.toThrow(AbiError);
     await expect(loadAbi(42 as never)).rejects.toThrow(/unsupported source/);
     await expect(loadAbi({ module: 7 } as never)).rejects.toThrow(/source\.module/);

@@ -5,12 +5,14 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { dense, init, sgd, type Edgegrad } from "../ts/node.js";
 import { architectureOf, loadDenseMlpFixture } from "./fixtures/dense_mlp.js";
+import { denseLayers } from "./helpers.js";
 import {
   ACTIVATIONS,
   LOSSES,
   finiteDifferences,
   minKinkDistance,
   referenceLoss,
+  referenceParams,
   type Activation,
   type LossName,
   type RefNet,
@@ -203,8 +205,7 @@ describe("reference.ts (the gradcheck oracle) agrees with PyTorch", () => {
       const lossOf = () => referenceLoss(net, c.loss, x, target, batch);
       // PyTorch's loss is f32: ~1e-6 relative.
       expect(Math.abs(lossOf() - c.lossValue)).toBeLessThanOrEqual(1e-5 * Math.abs(c.lossValue));
-      const params = net.layers.flatMap((l) => [l.kernel, l.bias]);
-      const names = net.layers.flatMap((_, l) => [`layer ${l} kernel`, `layer ${l} bias`]);
+      const { params, names } = referenceParams(net);
       const fd = finiteDifferences(params, lossOf, H);
       const torch = c.gradients.flatMap((g) => [g.kernel, g.bias]);
       const { mismatches } = compareGradients(names, fd, torch);
@@ -260,7 +261,7 @@ describe("WASM gradients vs f64 finite differences", () => {
         model.compile({ loss: c.loss, optimizer: sgd({ lr: 0.1 }), maxBatch: Math.max(MAX_BATCH, c.batch) });
         // The model's own initial kernels; biases start at 0, so give them random values to
         // exercise the bias path, drawn together with x until no kink is near (see KINK_MARGIN).
-        const kernels = model.getWeights().map((w) => w.kernel);
+        const kernels = denseLayers(model.getWeights()).map((w) => w.kernel);
         let biases: Float32Array[] = [];
         let x = new Float32Array(0);
         for (let attempt = 0; ; attempt++) {
@@ -273,7 +274,7 @@ describe("WASM gradients vs f64 finite differences", () => {
         model.setWeights(kernels.map((kernel, i) => ({ kernel, bias: biases[i]! })));
 
         // Take back what the model now holds (its weights are the point of comparison).
-        const held = model.getWeights();
+        const held = denseLayers(model.getWeights());
         const net = refNetOf(c, held);
         held.forEach((w, i) => expect(w.bias).toEqual(biases[i]));
 
@@ -294,10 +295,9 @@ describe("WASM gradients vs f64 finite differences", () => {
           1e-4 * Math.max(Math.abs(refLoss), 1e-3),
         );
 
-        const params = net.layers.flatMap((l) => [l.kernel, l.bias]);
-        const names = net.layers.flatMap((_, l) => [`layer ${l} kernel`, `layer ${l} bias`]);
+        const { params, names } = referenceParams(net);
         const fd = finiteDifferences(params, lossOf, H);
-        const wasm = gradients.flatMap((g) => [g.kernel, g.bias]);
+        const wasm = denseLayers(gradients).flatMap((g) => [g.kernel, g.bias]);
         expect(wasm.length).toBe(params.length);
         const { mismatches } = compareGradients(names, fd, wasm);
         expectNoMismatches(describeCase(c), mismatches);

@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadAbi } from "../ts/abi.js";
-import { dense, DisposedError, init, InvalidArgumentError, Tensor, type Edgegrad } from "../ts/node.js";
+import { dense, DisposedError, init, InvalidArgumentError, sgd, Tensor, type Edgegrad } from "../ts/node.js";
 
 const WASM = process.env.EDGEGRAD_WASM ?? fileURLToPath(new URL("../build/edgegrad.wasm", import.meta.url));
 
@@ -190,7 +190,7 @@ describe("heap", () => {
     const base = live();
     const t = eg.tensor(new Float32Array([1, 2, 3, 4]), [2, 2]);
     using m = eg.sequential({ inputs: 2, seed: 5 }, [dense(3, { activation: "tanh" }), dense(2)]);
-    m.compile({ loss: "meanSquaredError", optimizer: { name: "sgd", lr: 0.1 }, maxBatch: 4 });
+    m.compile({ loss: "meanSquaredError", optimizer: sgd({ lr: 0.1 }), maxBatch: 4 });
     const before = m.predict(t);
     const heap = eg.memory().heapBytes;
     const big = eg.zeros([4096, 8192]); // 128 MiB

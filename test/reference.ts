@@ -1,12 +1,14 @@
 /**
- * A deliberately naive f64 reference of the dense MLP forward pass and losses, for tests only.
+ * A deliberately naive f64 reference of the MLP forward pass (dense and batchNorm layers, dropout
+ * as its eval-mode identity) and losses, for tests only.
  *
  * It is the oracle of test/gradcheck.test.ts (central finite differences of `referenceLoss`)
  * and is itself checked against PyTorch's fixture there. Everything is f64 and written for
  * obviousness, not speed: loops over rows, columns and features in the order of the formulas.
  *
  * Layout matches edgegrad: x (B,I) row-major, kernel (I,O) row-major, bias (O), z = x·W + b,
- * y = act(z). Losses are means over the batch exactly as edgegrad (and PyTorch,
+ * y = act(z); batchNorm z = γ·(x − μ)/√(σ² + eps) + β with batch (train) or running (eval)
+ * statistics. Losses are means over the batch exactly as edgegrad (and PyTorch,
  * reduction='mean') define them.
  */
 
@@ -22,6 +24,7 @@ export const LOSSES: readonly LossName[] = [
 
 /** One dense layer in f64: kernel (I,O) row-major, bias (O). */
 export interface RefLayer {
+  kind?: "dense";
   activation: Activation;
   /** Negative slope of leakyRelu; ignored by the other activations. */
   alpha: number;
@@ -29,11 +32,40 @@ export interface RefLayer {
   bias: Float64Array;
 }
 
-/** A dense network: `inputs` features in, the last layer's bias length out. */
+/**
+ * torch.nn.BatchNorm1d over F features followed by an activation. Training mode normalises each
+ * feature with the batch mean and the biased batch variance; eval mode with the running
+ * statistics. z = γ·x̂ + β, y = act(z).
+ */
+export interface RefBatchNormLayer {
+  kind: "batchNorm";
+  activation: Activation;
+  alpha: number;
+  gamma: Float64Array;
+  beta: Float64Array;
+  eps: number;
+  momentum: number;
+  runningMean: Float64Array;
+  runningVar: Float64Array;
+}
+
+/** Dropout: the reference only has eval mode (identity); it has no random masks. */
+export interface RefDropoutLayer {
+  kind: "dropout";
+  rate: number;
+}
+
+/** Any reference layer. */
+export type RefAnyLayer = RefLayer | RefBatchNormLayer | RefDropoutLayer;
+
+/** A network: `inputs` features in; the last layer's width out. */
 export interface RefNet {
   inputs: number;
-  layers: RefLayer[];
+  layers: RefAnyLayer[];
 }
+
+/** Whether batchNorm uses batch statistics ("train") or running statistics ("eval"). */
+export type RefMode = "train" | "eval";
 
 /**
  * erf in f64 to ~1e-15, and smooth: the finite differences in gradcheck divide its error by
@@ -80,19 +112,38 @@ export function hasKink(activation: Activation): boolean {
   return activation === "relu" || activation === "leakyRelu";
 }
 
-/** Output width of a layer (= its bias length). */
-export function layerUnits(layer: RefLayer): number {
+/** Output width of a layer given its input width. */
+export function layerUnits(layer: RefAnyLayer, inputs = NaN): number {
+  if (layer.kind === "batchNorm") return layer.gamma.length;
+  if (layer.kind === "dropout") return inputs;
   return layer.bias.length;
 }
 
+/** Per-feature batch mean and biased variance of x (B,F), in f64 with two passes. */
+export function batchMoments(x: ArrayLike<number>, batch: number, features: number): { mean: Float64Array; variance: Float64Array } {
+  const mean = new Float64Array(features);
+  const variance = new Float64Array(features);
+  for (let f = 0; f < features; f++) {
+    let sum = 0;
+    for (let r = 0; r < batch; r++) sum += x[r * features + f]!;
+    const m = sum / batch;
+    let sq = 0;
+    for (let r = 0; r < batch; r++) sq += (x[r * features + f]! - m) ** 2;
+    mean[f] = m;
+    variance[f] = sq / batch;
+  }
+  return { mean, variance };
+}
+
 /**
- * Forward pass of x (B,I) row-major through every layer.
- * Returns each layer's pre-activation z (B,O_l) and the last layer's output y (B,O).
+ * Forward pass of x (B,I) row-major through every layer in `mode` ("train" by default).
+ * Returns each layer's pre-activation z (B,O_l) (dropout: its input) and the output y (B,O).
  */
 export function denseForward(
   net: RefNet,
   x: ArrayLike<number>,
   batch: number,
+  mode: RefMode = "train",
 ): { preActivations: Float64Array[]; output: Float64Array } {
   if (x.length !== batch * net.inputs) {
     throw new Error(`reference: x has ${x.length} values, expected ${batch}*${net.inputs}`);
@@ -101,18 +152,38 @@ export function denseForward(
   let input: ArrayLike<number> = x;
   let width = net.inputs;
   for (const layer of net.layers) {
-    const units = layerUnits(layer);
-    if (layer.kernel.length !== width * units) {
-      throw new Error(`reference: kernel has ${layer.kernel.length} values, expected ${width}*${units}`);
+    if (layer.kind === "dropout") {
+      if (mode === "train" && layer.rate !== 0) throw new Error("reference: dropout in training mode needs a mask; use eval mode");
+      const copy = Float64Array.from(input);
+      preActivations.push(copy);
+      input = copy;
+      continue;
     }
+    const units = layerUnits(layer);
     const z = new Float64Array(batch * units);
     const y = new Float64Array(batch * units);
-    for (let r = 0; r < batch; r++) {
-      for (let o = 0; o < units; o++) {
-        let acc = layer.bias[o]!;
-        for (let i = 0; i < width; i++) acc += input[r * width + i]! * layer.kernel[i * units + o]!;
-        z[r * units + o] = acc;
-        y[r * units + o] = activate(layer.activation, layer.alpha, acc);
+    if (layer.kind === "batchNorm") {
+      if (units !== width) throw new Error(`reference: batchNorm has ${units} features, its input ${width}`);
+      const { mean, variance } = mode === "train" ? batchMoments(input, batch, units) : { mean: layer.runningMean, variance: layer.runningVar };
+      for (let r = 0; r < batch; r++) {
+        for (let f = 0; f < units; f++) {
+          const xhat = (input[r * units + f]! - mean[f]!) / Math.sqrt(variance[f]! + layer.eps);
+          const v = layer.gamma[f]! * xhat + layer.beta[f]!;
+          z[r * units + f] = v;
+          y[r * units + f] = activate(layer.activation, layer.alpha, v);
+        }
+      }
+    } else {
+      if (layer.kernel.length !== width * units) {
+        throw new Error(`reference: kernel has ${layer.kernel.length} values, expected ${width}*${units}`);
+      }
+      for (let r = 0; r < batch; r++) {
+        for (let o = 0; o < units; o++) {
+          let acc = layer.bias[o]!;
+          for (let i = 0; i < width; i++) acc += input[r * width + i]! * layer.kernel[i * units + o]!;
+          z[r * units + o] = acc;
+          y[r * units + o] = activate(layer.activation, layer.alpha, acc);
+        }
       }
     }
     preActivations.push(z);
@@ -120,6 +191,30 @@ export function denseForward(
     width = units;
   }
   return { preActivations, output: Float64Array.from(input) };
+}
+
+/**
+ * The running statistics a training-mode step leaves in every batchNorm layer (torch semantics:
+ * running ← (1 − m)·running + m·batch statistic, the variance unbiased by B/(B − 1)), updated
+ * in place. Call it with the weights the step's forward pass used.
+ */
+export function updateRunningStats(net: RefNet, x: ArrayLike<number>, batch: number): void {
+  let input: ArrayLike<number> = x;
+  let width = net.inputs;
+  net.layers.forEach((layer, l) => {
+    if (layer.kind === "batchNorm") {
+      const { mean, variance } = batchMoments(input, batch, width);
+      for (let f = 0; f < width; f++) {
+        const m = layer.momentum;
+        layer.runningMean[f] = (1 - m) * layer.runningMean[f]! + m * mean[f]!;
+        layer.runningVar[f] = (1 - m) * layer.runningVar[f]! + (m * variance[f]! * batch) / (batch - 1);
+      }
+    }
+    // The next layer's input: this layer's training-mode output.
+    const sub: RefNet = { inputs: net.inputs, layers: net.layers.slice(0, l + 1) };
+    input = denseForward(sub, x, batch, "train").output;
+    width = layerUnits(layer, width);
+  });
 }
 
 /**
@@ -169,27 +264,28 @@ export function lossValue(
   }
 }
 
-/** Mean loss of the network on x (B,I) against target (see `lossValue`). */
+/** Mean loss of the network on x (B,I) against target (see `lossValue`), in `mode` ("train" by default). */
 export function referenceLoss(
   net: RefNet,
   loss: LossName,
   x: ArrayLike<number>,
   target: ArrayLike<number>,
   batch: number,
+  mode: RefMode = "train",
 ): number {
-  const { output } = denseForward(net, x, batch);
-  return lossValue(loss, output, target, batch, layerUnits(net.layers[net.layers.length - 1]!));
+  const { output } = denseForward(net, x, batch, mode);
+  return lossValue(loss, output, target, batch, output.length / batch);
 }
 
 /**
  * Smallest |z| over the pre-activations of layers whose activation has a kink at 0
  * (Infinity when there are none).
  */
-export function minKinkDistance(net: RefNet, x: ArrayLike<number>, batch: number): number {
-  const { preActivations } = denseForward(net, x, batch);
+export function minKinkDistance(net: RefNet, x: ArrayLike<number>, batch: number, mode: RefMode = "train"): number {
+  const { preActivations } = denseForward(net, x, batch, mode);
   let min = Infinity;
   net.layers.forEach((layer, l) => {
-    if (!hasKink(layer.activation)) return;
+    if (layer.kind === "dropout" || !hasKink(layer.activation)) return;
     for (const z of preActivations[l]!) min = Math.min(min, Math.abs(z));
   });
   return min;
@@ -217,4 +313,21 @@ export function finiteDifferences(
     }
     return grad;
   });
+}
+
+/** Every trainable array of the network in edgegrad's arena order, with names for messages. */
+export function referenceParams(net: RefNet): { params: Float64Array[]; names: string[] } {
+  const params: Float64Array[] = [];
+  const names: string[] = [];
+  net.layers.forEach((layer, l) => {
+    if (layer.kind === "dropout") return;
+    if (layer.kind === "batchNorm") {
+      params.push(layer.gamma, layer.beta);
+      names.push(`layer ${l} gamma`, `layer ${l} beta`);
+    } else {
+      params.push(layer.kernel, layer.bias);
+      names.push(`layer ${l} kernel`, `layer ${l} bias`);
+    }
+  });
+  return { params, names };
 }

@@ -6,7 +6,7 @@
 import { AbiError, errorForStatus, OutOfMemoryError } from "./errors.js";
 
 /** The C-ABI version this TypeScript layer speaks (`eg_abi_version()`). */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** Bytes of the out-scratch every out-parameter call writes to (the ABI guarantees <= 64). */
 export const OUT_BYTES = 64;
@@ -26,7 +26,7 @@ export type InitSource =
 export type ReadPath = (path: string | URL) => Promise<Uint8Array>;
 
 /** `eg_enum_name` kinds. */
-export const EnumKind = { status: 0, activation: 1, loss: 2, optimizer: 3, init: 4 } as const;
+export const EnumKind = { status: 0, activation: 1, loss: 2, optimizer: 3, init: 4, layerKind: 5, paramRole: 6 } as const;
 
 /** Every export the TS layer calls; a module missing any of them is rejected at load. */
 export const EXPORT_NAMES = [
@@ -53,6 +53,15 @@ export const EXPORT_NAMES = [
   "eg_model_evaluate_staged",
   "eg_model_set_params",
   "eg_model_free",
+  "eg_model_set_training",
+  "eg_model_set_lr",
+  "eg_model_set_param_groups",
+  "eg_model_set_clipping",
+  "eg_model_segment_info",
+  "eg_model_stats_ptr",
+  "eg_model_buffers",
+  "eg_model_apply_gradients",
+  "eg_model_optimizer_state",
 ] as const;
 
 type I = number;
@@ -83,6 +92,15 @@ interface Exports {
   eg_model_evaluate_staged(m: I, batch: I, out: I): I;
   eg_model_set_params(m: I, src: I, len: I): I;
   eg_model_free(m: I): I;
+  eg_model_set_training(m: I, on: I): I;
+  eg_model_set_lr(m: I, lr: number): I;
+  eg_model_set_param_groups(m: I, ptr: I, n: I): I;
+  eg_model_set_clipping(m: I, clipNorm: number, clipValue: number): I;
+  eg_model_segment_info(m: I, seg: I, out: I): I;
+  eg_model_stats_ptr(m: I, out: I): I;
+  eg_model_buffers(m: I, out: I): I;
+  eg_model_apply_gradients(m: I, out: I): I;
+  eg_model_optimizer_state(m: I, out: I): I;
 }
 
 /** Allocator and handle statistics as reported by `eg_stats`. */
@@ -254,7 +272,7 @@ export class Abi {
     return this.outU32(0);
   }
 
-  /** Creates a model from `nLayers` 4-word layer records at `specPtr`; returns its handle. */
+  /** Creates a model from `nLayers` 8-word layer records at `specPtr`; returns its handle. */
   modelCreate(inputs: number, nLayers: number, specPtr: number, seedLo: number, seedHi: number, where: string): number {
     this.#check(this.#x.eg_model_create(inputs, nLayers, specPtr, seedLo, seedHi, this.out), where);
     return this.outU32(0);
@@ -265,17 +283,17 @@ export class Abi {
     this.#check(this.#x.eg_model_compile(m, loss, maxBatch, optimizer, hpPtr, hpLen), where);
   }
 
-  /** Fills the out-scratch with the 14-word model info record. */
+  /** Fills the out-scratch with the 16-word model info record. */
   modelInfo(m: number, where: string): void {
     this.#check(this.#x.eg_model_info(m, this.out), where);
   }
 
-  /** Fills the out-scratch with the 6-word layer info record. */
+  /** Fills the out-scratch with the 8-word layer info record. */
   modelLayerInfo(m: number, layer: number, where: string): void {
     this.#check(this.#x.eg_model_layer_info(m, layer, this.out), where);
   }
 
-  /** One training step on the staged batch; returns the mean loss. */
+  /** One training step on the staged batch; returns the mean loss (grad norm and clip scale at outF32(1..2)). */
   modelTrainStaged(m: number, batch: number, where: string): number {
     this.#check(this.#x.eg_model_train_staged(m, batch, this.out), where);
     return this.outF32(0);
@@ -318,6 +336,52 @@ export class Abi {
   /** Frees model `m`. */
   modelFree(m: number, where: string): void {
     this.#check(this.#x.eg_model_free(m), where);
+  }
+
+  /** Sets the stored mode of model `m`: training (BN batch statistics, dropout on) or eval. */
+  modelSetTraining(m: number, training: boolean, where: string): void {
+    this.#check(this.#x.eg_model_set_training(m, training ? 1 : 0), where);
+  }
+
+  /** Sets the base learning rate (f32) of model `m`'s optimizer; parameter groups keep their scale. */
+  modelSetLr(m: number, lr: number, where: string): void {
+    this.#check(this.#x.eg_model_set_lr(m, lr), where);
+  }
+
+  /** Sets per-segment [lr scale, weight decay] f32 pairs: `n` records at byte address `ptr`. */
+  modelSetParamGroups(m: number, ptr: number, n: number, where: string): void {
+    this.#check(this.#x.eg_model_set_param_groups(m, ptr, n), where);
+  }
+
+  /** Sets gradient clipping by global L2 norm and by value (0 = off). */
+  modelSetClipping(m: number, clipNorm: number, clipValue: number, where: string): void {
+    this.#check(this.#x.eg_model_set_clipping(m, clipNorm, clipValue), where);
+  }
+
+  /** Fills the out-scratch with parameter segment `seg`: layer, role id, offset, length. */
+  modelSegmentInfo(m: number, seg: number, where: string): void {
+    this.#check(this.#x.eg_model_segment_info(m, seg, this.out), where);
+  }
+
+  /** Fills the out-scratch with the address (word 0) and f32 length (word 1) of the step-stats block. */
+  modelStatsPtr(m: number, where: string): void {
+    this.#check(this.#x.eg_model_stats_ptr(m, this.out), where);
+  }
+
+  /** Fills the out-scratch with the address (word 0) and f32 length (word 1) of the buffers arena. */
+  modelBuffers(m: number, where: string): void {
+    this.#check(this.#x.eg_model_buffers(m, this.out), where);
+  }
+
+  /** Clipping and one optimizer update from the gradients arena; returns the loss of the last gradient computation. */
+  modelApplyGradients(m: number, where: string): number {
+    this.#check(this.#x.eg_model_apply_gradients(m, this.out), where);
+    return this.outF32(0);
+  }
+
+  /** Fills the out-scratch with the address, f32 length and role count of the optimizer state arena. */
+  modelOptimizerState(m: number, where: string): void {
+    this.#check(this.#x.eg_model_optimizer_state(m, this.out), where);
   }
 }
 

@@ -2,7 +2,7 @@
 
 import { loadAbi, type Abi, type InitSource, type ReadPath } from "./abi.js";
 import { checkInt, checkOptions, describe, InvalidArgumentError, ShapeError } from "./errors.js";
-import type { DenseSpec } from "./layers.js";
+import type { LayerSpec } from "./layers.js";
 import { Runtime, type MemoryInfo } from "./memory.js";
 import { Sequential, type SequentialOptions } from "./model.js";
 import { Tensor } from "./tensor.js";
@@ -84,8 +84,8 @@ export class Edgegrad {
     return new Tensor(this.#rt, handle, abi.outU32(2), abi.outU32(3));
   }
 
-  /** Builds a sequential model taking `opts.inputs` features through `layers` (e.g. dense(16, { activation: "relu" })). */
-  sequential(opts: SequentialOptions, layers: readonly DenseSpec[]): Sequential {
+  /** Builds a sequential model taking `opts.inputs` features through `layers` (dense, batchNorm, dropout). */
+  sequential(opts: SequentialOptions, layers: readonly LayerSpec[]): Sequential {
     return new Sequential(this.#rt, opts, layers);
   }
 

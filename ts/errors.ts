@@ -1,6 +1,8 @@
 // Error classes and the status-code table: the one place on the TS side that knows the
 // numbers crates/wasm returns. test/abi.test.ts proves this table matches Rust's names.
 
+import type { ParamRole } from "./layers.js";
+
 /** Status names indexed by the i32 status code the C-ABI returns (0 = ok). */
 export const STATUS_NAMES = [
   "ok",
@@ -82,11 +84,34 @@ export class StateError extends EdgegradError {
   }
 }
 
-/** A NaN or infinity appeared in inputs, targets, weights, loss or gradients. */
+/** Where a non-finite value appeared during a training step (each part only when known). */
+export interface NonFiniteDetails {
+  /** The optimizer step that was refused (1-based: the value `model.step` would have reached). */
+  step?: number;
+  /** Index of the layer whose loss or gradient went non-finite. */
+  layer?: number;
+  /** The parameter of that layer: "kernel", "bias", "gamma" or "beta". */
+  role?: ParamRole;
+}
+
+/**
+ * A NaN or infinity appeared in inputs, targets, weights, loss or gradients. When a training step
+ * is refused, `step`, `layer` and `role` say where; nothing in the model changed.
+ */
 export class NonFiniteError extends EdgegradError {
+  /** The refused optimizer step (1-based), or undefined outside a training step. */
+  readonly step: number | undefined;
+  /** The layer whose loss or gradient went non-finite, or undefined when it is not a layer's (e.g. the inputs). */
+  readonly layer: number | undefined;
+  /** The parameter role in that layer, when known. */
+  readonly role: ParamRole | undefined;
+
   /** Creates a non-finite-value error. */
-  constructor(message: string) {
+  constructor(message: string, details: NonFiniteDetails = {}) {
     super(message, "nonFinite");
+    this.step = details.step;
+    this.layer = details.layer;
+    this.role = details.role;
   }
 }
 
@@ -160,5 +185,33 @@ export function checkOptions<T extends object>(v: T | undefined, name: string): 
   if (v === null || typeof v !== "object" || Array.isArray(v)) {
     throw new InvalidArgumentError(`${name}: expected an options object, got ${describe(v)}`);
   }
+  return v;
+}
+
+/**
+ * Checks a finite number in [min, max] (a bound marked in `open` is excluded) and returns it;
+ * `name` is the argument as the user wrote it.
+ */
+export function checkNumber(
+  v: unknown,
+  name: string,
+  min = -Infinity,
+  max = Infinity,
+  open: { min?: boolean; max?: boolean } = {},
+): number {
+  // Math.fround: every such value crosses the ABI as f32, where 1e39 would become Infinity.
+  const ok = typeof v === "number" && Number.isFinite(Math.fround(v)) && (open.min ? v > min : v >= min) && (open.max ? v < max : v <= max);
+  if (!ok) {
+    const lo = min === -Infinity ? "" : `${open.min ? ">" : ">="} ${min}`;
+    const hi = max === Infinity ? "" : `${open.max ? "<" : "<="} ${max}`;
+    const range = [lo, hi].filter(Boolean).join(" and ");
+    throw new InvalidArgumentError(`${name}: must be a finite number${range ? ` ${range}` : ""}, got ${describe(v)}`);
+  }
+  return v as number;
+}
+
+/** Checks a boolean argument and returns it. */
+export function checkBoolean(v: unknown, name: string): boolean {
+  if (typeof v !== "boolean") throw new InvalidArgumentError(`${name}: expected a boolean, got ${describe(v)}`);
   return v;
 }

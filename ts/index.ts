@@ -7,7 +7,11 @@ export { Tensor } from "./tensor.js";
 export type { MemoryInfo } from "./memory.js";
 export { Sequential } from "./model.js";
 export type {
+  BatchNormBuffers,
+  BatchNormWeights,
   CompileOptions,
+  DenseWeights,
+  DropoutWeights,
   EpochLogs,
   Evaluation,
   FitOptions,
@@ -15,16 +19,63 @@ export type {
   History,
   Inputs,
   LayerInfo,
+  LayerStepStats,
   LayerWeights,
+  LayerWeightsInput,
+  OptimizerState,
+  OptimizerStateArray,
+  ParamGroup,
+  ParamInfo,
   SequentialOptions,
+  StepStats,
   Targets,
 } from "./model.js";
-export { dense, ACTIVATIONS, INITIALIZERS } from "./layers.js";
-export type { Activation, DenseOptions, DenseSpec, Initializer } from "./layers.js";
+export { dense, batchNorm, dropout, ACTIVATIONS, INITIALIZERS, LAYER_KINDS, PARAM_ROLES } from "./layers.js";
+export type {
+  Activation,
+  BatchNormOptions,
+  BatchNormSpec,
+  DenseOptions,
+  DenseSpec,
+  DropoutSpec,
+  Initializer,
+  LayerKind,
+  LayerSpec,
+  ParamRole,
+} from "./layers.js";
 export { LOSSES } from "./losses.js";
 export type { LossName } from "./losses.js";
-export { sgd, OPTIMIZERS } from "./optimizers.js";
-export type { OptimizerName, OptimizerSpec, SgdOptions } from "./optimizers.js";
+export { sgd, adam, adamw, rmsprop, adagrad, OPTIMIZERS } from "./optimizers.js";
+export type {
+  AdagradOptions,
+  AdagradSpec,
+  AdamOptions,
+  AdamSpec,
+  OptimizerName,
+  OptimizerSpec,
+  RmspropOptions,
+  RmspropSpec,
+  SgdOptions,
+  SgdSpec,
+} from "./optimizers.js";
+export {
+  stepLR,
+  exponentialLR,
+  cosineAnnealingLR,
+  reduceLROnPlateau,
+  Schedule,
+  StepLR,
+  ExponentialLR,
+  CosineAnnealingLR,
+  ReduceLROnPlateau,
+} from "./schedules.js";
+export type {
+  CosineAnnealingLROptions,
+  ExponentialLROptions,
+  ReduceLROnPlateauOptions,
+  ScheduleName,
+  StepLROptions,
+} from "./schedules.js";
 export {
   EdgegradError,
   InvalidArgumentError,
@@ -37,4 +88,4 @@ export {
   InternalError,
   STATUS_NAMES,
 } from "./errors.js";
-export type { StatusName } from "./errors.js";
+export type { NonFiniteDetails, StatusName } from "./errors.js";

@@ -1,24 +1,42 @@
-// Sequential: a stack of dense layers whose parameters, gradients, activations and batch stages
-// live in wasm arenas (crates/nn). A training step copies the batch into the model's x/y stages
-// with TypedArray.set on a freshly read heap view and makes ONE export call; fit() uploads the
-// dataset once and then makes one call per batch (rows gathered in Rust, in shuffled order).
-// Every argument is checked here before any call, so a rejected call changes nothing.
+// Sequential: a stack of dense, batchNorm and dropout layers whose parameters, gradients,
+// optimizer state, activations and batch stages live in wasm arenas (crates/nn). A training step
+// copies the batch into the model's x/y stages with TypedArray.set on a freshly read heap view
+// and makes ONE export call (forward, loss, backward, clipping, optimizer update, step stats);
+// fit() uploads the dataset once and then makes one call per batch (rows gathered in Rust, in
+// shuffled order). Every argument is checked here before any call, so a rejected call changes
+// nothing; Rust checks again and refuses a non-finite step without changing anything either.
 
 import type { Abi } from "./abi.js";
 import {
+  checkBoolean,
   checkInt,
+  checkNumber,
   checkOptions,
   describe,
   DisposedError,
+  InternalError,
   InvalidArgumentError,
   NonFiniteError,
   ShapeError,
   StateError,
 } from "./errors.js";
-import { ACTIVATIONS, enumId, INITIALIZERS, type Activation, type DenseSpec } from "./layers.js";
+import {
+  ACTIVATIONS,
+  enumId,
+  LAYER_KINDS,
+  LAYER_RECORD_F32_WORDS,
+  LAYER_RECORD_WORDS,
+  layerRecord,
+  PARAM_ROLES,
+  type Activation,
+  type LayerKind,
+  type LayerSpec,
+  type ParamRole,
+} from "./layers.js";
 import { hasAccuracy, LOSSES, takesClassIds, type LossName } from "./losses.js";
 import { disposeSymbol, type Runtime } from "./memory.js";
 import { optimizerAbi, type OptimizerSpec } from "./optimizers.js";
+import { Schedule } from "./schedules.js";
 import { Tensor } from "./tensor.js";
 
 /** Model inputs: a Float32Array of B*inputs values (row-major) or a (B, inputs) Tensor. */
@@ -30,24 +48,111 @@ export type Inputs = Float32Array | Tensor;
  */
 export type Targets = Float32Array | Int32Array | Uint32Array | Tensor;
 
-/** One layer's parameters: kernel (inputs*units, (I,O) row-major) and bias (units); always copies. */
-export interface LayerWeights {
+/** A dense layer's parameters (always copies): kernel (inputs*units, (I,O) row-major) and bias (units). */
+export interface DenseWeights {
+  /** Layer kind tag (optional in setWeights; must match the layer when given). */
+  kind: "dense";
   /** Kernel W of shape (inputs, units), row-major. */
   kernel: Float32Array;
   /** Bias b of length units. */
   bias: Float32Array;
 }
 
+/** A batchNorm layer's parameters (always copies): scale gamma and shift beta, one per feature. */
+export interface BatchNormWeights {
+  /** Layer kind tag (optional in setWeights; must match the layer when given). */
+  kind: "batchNorm";
+  /** Scale γ (features). */
+  gamma: Float32Array;
+  /** Shift β (features). */
+  beta: Float32Array;
+}
+
+/** A dropout layer has no parameters; its entry keeps `weights[l]` aligned with `model.layers[l]`. */
+export interface DropoutWeights {
+  /** Layer kind tag. */
+  kind: "dropout";
+}
+
+/** One layer's parameters, discriminated by `kind`; getWeights() returns one per layer, in layer order. */
+export type LayerWeights = DenseWeights | BatchNormWeights | DropoutWeights;
+
+/** What setWeights accepts per layer: a LayerWeights whose `kind` may be left out. */
+export type LayerWeightsInput =
+  | (Omit<DenseWeights, "kind"> & { kind?: "dense" })
+  | (Omit<BatchNormWeights, "kind"> & { kind?: "batchNorm" })
+  | { kind?: "dropout" };
+
+/** A batchNorm layer's running statistics (copies), used in eval mode; not trained. */
+export interface BatchNormBuffers {
+  /** Index of the batchNorm layer in `model.layers`. */
+  layer: number;
+  /** Running mean per feature (starts at 0). */
+  runningMean: Float32Array;
+  /** Running unbiased variance per feature (starts at 1). */
+  runningVar: Float32Array;
+}
+
 /** A layer as placed in a model. */
 export interface LayerInfo {
+  /** Layer kind. */
+  readonly kind: LayerKind;
   /** Input features of this layer. */
   readonly inputs: number;
-  /** Output features of this layer. */
+  /** Output features of this layer (= inputs for batchNorm and dropout). */
   readonly units: number;
-  /** Activation after the affine map. */
+  /** Activation after the affine map (dense) or the normalisation (batchNorm); "identity" for dropout. */
   readonly activation: Activation;
   /** leakyRelu negative slope (as stored, f32). */
   readonly alpha: number;
+  /** Number of trainable parameters of this layer. */
+  readonly paramCount: number;
+}
+
+/** One trainable parameter tensor, as the `filter` of a parameter group sees it. */
+export interface ParamInfo {
+  /** Index of its layer in `model.layers`. */
+  readonly layer: number;
+  /** Kind of that layer. */
+  readonly layerKind: "dense" | "batchNorm";
+  /** What it is to its layer. */
+  readonly role: ParamRole;
+  /** Shape: kernel [inputs, units], bias/gamma/beta [units]. */
+  readonly shape: readonly number[];
+}
+
+/** Optimizer settings for the parameters a filter selects (torch's param_groups). */
+export interface ParamGroup {
+  /** Selects parameters; the first group whose filter returns true wins. */
+  filter: (p: ParamInfo) => boolean;
+  /** Learning rate of this group (default: the optimizer's); it follows schedules proportionally. */
+  lr?: number;
+  /** Weight decay of this group (default: the optimizer's), L2 or decoupled as the optimizer defines it. */
+  weightDecay?: number;
+}
+
+/** Per-layer numbers of the last training step (dropout layers report zeros). */
+export interface LayerStepStats {
+  /** L2 norm of this layer's gradients (before clipping). */
+  gradNorm: number;
+  /** L2 norm of this layer's parameters after the update. */
+  weightNorm: number;
+  /** L2 norm of the update applied to this layer's parameters. */
+  updateNorm: number;
+  /** updateNorm / weightNorm (0 when weightNorm is 0); ~1e-3 is the classic healthy value. */
+  updateRatio: number;
+}
+
+/** Gradient-health numbers of the last training step. */
+export interface StepStats {
+  /** Mean loss of the batch (before the update). */
+  loss: number;
+  /** Global L2 norm of all gradients before clipping. */
+  gradNorm: number;
+  /** Factor clipNorm applied to the gradients (1 when it did not clip). */
+  clipScale: number;
+  /** One entry per layer, in layer order. */
+  layers: LayerStepStats[];
 }
 
 /** Options of `Edgegrad.sequential()`. */
@@ -62,14 +167,38 @@ export interface SequentialOptions {
 export interface CompileOptions {
   /** Training loss. */
   loss: LossName;
-  /** Optimizer, e.g. `sgd({ lr: 0.1 })`. */
+  /** Optimizer, e.g. `adamw({ lr: 1e-3 })` or `sgd({ lr: 0.1, momentum: 0.9 })`. */
   optimizer: OptimizerSpec;
   /** Largest batch trainStep/fit/predict/evaluate will send at once (sizes the arenas; default 32). */
   maxBatch?: number;
+  /** Rescale all gradients when their global L2 norm exceeds this, > 0 (torch.nn.utils.clip_grad_norm_; default off). */
+  clipNorm?: number;
+  /** Clamp every gradient to [−clipValue, clipValue], > 0, before clipNorm (torch.nn.utils.clip_grad_value_; default off). */
+  clipValue?: number;
+  /** Per-parameter lr and weight decay, e.g. `[{ filter: (p) => p.role !== "kernel", weightDecay: 0 }]`. */
+  paramGroups?: readonly ParamGroup[];
+}
+
+/** One optimizer state array (torch's state name), laid out like getWeights(). */
+export interface OptimizerStateArray {
+  /** torch's state name, e.g. "exp_avg". */
+  name: string;
+  /** Values per layer, as getWeights() lays out the parameters. */
+  values: LayerWeights[];
+}
+
+/** Copies of the optimizer's state. */
+export interface OptimizerState {
+  /** Optimizer steps applied since compile (the bias-correction step of Adam, Adagrad's lr decay). */
+  step: number;
+  /** The state arrays (none for plain SGD). */
+  state: OptimizerStateArray[];
 }
 
 /** Metrics reported after each epoch of `fit()`. */
 export interface EpochLogs {
+  /** Learning rate used during the epoch. */
+  lr: number;
   /** Mean training loss over the epoch's batches (weighted by batch size, as Keras reports it). */
   loss: number;
   /** Training-set accuracy measured after the epoch (classification losses only). */
@@ -84,6 +213,8 @@ export interface EpochLogs {
 export interface History {
   /** Epoch indices, 0-based. */
   epoch: number[];
+  /** Learning rate used in each epoch. */
+  lr: number[];
   /** Mean training loss per epoch. */
   loss: number[];
   /** Training accuracy per epoch (classification losses only). */
@@ -106,8 +237,15 @@ export interface FitOptions {
   validationData?: readonly [Inputs, Targets];
   /** Also measure training-set accuracy after every epoch (default true; costs one forward pass over x). */
   accuracy?: boolean;
-  /** Called after every epoch; a returned promise is awaited. */
+  /**
+   * Called after every epoch (after the schedule has stepped, so `model.lr` is already the next
+   * epoch's rate); a returned promise is awaited.
+   */
   onEpochEnd?: (epoch: number, logs: EpochLogs) => void | Promise<void>;
+  /** Called synchronously after every training step with the model's step count and that step's stats. */
+  onBatchEnd?: (step: number, stats: StepStats) => void;
+  /** Learning-rate schedule stepped after every epoch (started from the current `lr` if it is not yet). */
+  schedule?: Schedule;
 }
 
 /** Loss and accuracy over a dataset; accuracy is NaN for meanSquaredError. */
@@ -122,7 +260,7 @@ export interface Evaluation {
 export interface Gradients {
   /** Mean loss of the batch. */
   loss: number;
-  /** dLoss/dW and dLoss/db per layer, same layout as getWeights(). */
+  /** dLoss/dθ per layer, same layout as getWeights(). */
   gradients: LayerWeights[];
 }
 
@@ -135,14 +273,29 @@ interface Compiled {
   xStage: number;
   /** f32 index of y_stage (maxBatch, targetWidth). */
   yStage: number;
+  /** Current base learning rate (f64 as the user gave it; wasm holds it as f32). */
+  lr: number;
+  /** The compiled optimizer. */
+  optimizer: OptimizerSpec;
 }
 
+/** One parameter segment: its layer, role and element range in the params/grads arenas. */
+interface Segment {
+  layer: number;
+  role: ParamRole;
+  offset: number;
+  len: number;
+}
+
+/** A layer as the TS side needs it: kind, widths, its segments and its buffer offset. */
 interface Slot {
+  kind: LayerKind;
   inputs: number;
   units: number;
-  /** Element offsets of W and b in the params/grads arenas. */
-  w: number;
-  b: number;
+  /** Its parameter segments, by role. */
+  segments: Partial<Record<ParamRole, Segment>>;
+  /** Element offset of its running statistics in the buffers arena (batchNorm only). */
+  buffer: number;
 }
 
 /** A validated row source: a JS typed array, or a tensor in the heap starting at f32 index `at`. */
@@ -168,6 +321,39 @@ const INFO_GRADS = 10;
 const INFO_TARGET_WIDTH = 11;
 const INFO_STEP_LO = 12;
 const INFO_STEP_HI = 13;
+const INFO_SEGMENTS = 14;
+const INFO_TRAINING = 15;
+
+// layer info record (eg_model_layer_info) word indices
+const LAYER_KIND = 0;
+const LAYER_INPUTS = 1;
+const LAYER_OUTPUTS = 2;
+const LAYER_ACTIVATION = 3;
+const LAYER_ALPHA = 4;
+const LAYER_PARAM_LEN = 6;
+const LAYER_BUFFER = 7;
+
+/** The parameter roles of each layer kind, in arena order. */
+const ROLES_OF: Record<LayerKind, readonly ParamRole[]> = { dense: ["kernel", "bias"], batchNorm: ["gamma", "beta"], dropout: [] };
+
+/** torch's names of the optimizer's per-parameter state arrays, in the order wasm lays them out. */
+function stateRoleNames(o: OptimizerSpec): string[] {
+  switch (o.name) {
+    case "sgd":
+      return o.momentum !== 0 ? ["momentum_buffer"] : [];
+    case "adam":
+    case "adamw":
+      return o.amsgrad ? ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"] : ["exp_avg", "exp_avg_sq"];
+    case "rmsprop":
+      return ["square_avg", ...(o.centered ? ["grad_avg"] : []), ...(o.momentum > 0 ? ["momentum_buffer"] : [])];
+    case "adagrad":
+      return ["sum"];
+  }
+}
+
+// step-stats block: [loss, grad norm, clip scale], then 4 numbers per layer
+const STATS_HEAD = 3;
+const STATS_PER_LAYER = 4;
 
 const MAX_BATCH_LIMIT = 1 << 20;
 const DEFAULT_MAX_BATCH = 32;
@@ -222,16 +408,34 @@ function checkFinite(name: string, a: Float32Array): void {
   }
 }
 
-/** A sequential stack of dense layers, trained in WebAssembly; free it with `dispose()` or `using`. */
+/** Reads a NonFiniteError's layer and parameter role out of Rust's message ("layer 2", "layers[2]", "bias"). */
+function nonFiniteWhere(message: string): { layer?: number; role?: ParamRole } {
+  const layer = /\blayers?\s*\[?\s*(\d+)/.exec(message);
+  const role = new RegExp(`\\b(${PARAM_ROLES.join("|")})\\b`).exec(message);
+  return {
+    ...(layer ? { layer: Number(layer[1]) } : {}),
+    ...(role ? { role: role[1] as ParamRole } : {}),
+  };
+}
+
+/**
+ * A sequential stack of dense, batchNorm and dropout layers, trained in WebAssembly; free it
+ * with `dispose()` or `using`.
+ */
 export class Sequential implements Disposable {
   readonly #rt: Runtime;
   readonly #abi: Abi;
   #handle: number;
   readonly #slots: readonly Slot[];
-  /** f32 indices of the params and grads arenas (fixed for the model's lifetime). */
+  readonly #segments: readonly Segment[];
+  readonly #hasBatchNorm: boolean;
+  /** f32 indices of the params and grads arenas (re-read after compile). */
   #params: number;
   #grads: number;
   #compiled: Compiled | null = null;
+  #training: boolean;
+  /** True once a training step succeeded since the last compile (the stats block is filled). */
+  #stepped = false;
   #fitting = false;
   // Reused by the synchronous calls so trainStep allocates nothing.
   readonly #sx: Rows = newRows();
@@ -243,11 +447,13 @@ export class Sequential implements Disposable {
   readonly outputs: number;
   /** The layers as placed in the model. */
   readonly layers: readonly LayerInfo[];
+  /** Every trainable parameter tensor in arena order (what paramGroups filters see). */
+  readonly parameters: readonly ParamInfo[];
   /** Number of trainable parameters. */
   readonly paramCount: number;
 
   /** Builds the model in wasm; use `Edgegrad.sequential()` instead of calling this directly. */
-  constructor(rt: Runtime, opts: SequentialOptions, layers: readonly DenseSpec[]) {
+  constructor(rt: Runtime, opts: SequentialOptions, layers: readonly LayerSpec[]) {
     const o = checkOptions(opts, "sequential(opts)");
     const inputs = checkInt(o.inputs, "sequential(opts.inputs)");
     let seedLo: number;
@@ -265,18 +471,7 @@ export class Sequential implements Disposable {
     if (!Array.isArray(layers) || layers.length === 0) {
       throw new InvalidArgumentError(`sequential(layers): expected a non-empty array of layers such as dense(10), got ${describe(layers)}`);
     }
-    const records: number[] = [];
-    layers.forEach((spec: DenseSpec, l: number) => {
-      const name = `sequential(layers[${l}])`;
-      if (spec === null || typeof spec !== "object" || spec.kind !== "dense") {
-        throw new InvalidArgumentError(`${name}: expected a layer made by dense(), got ${describe(spec)}`);
-      }
-      checkInt(spec.units, `${name}.units`);
-      if (typeof spec.alpha !== "number" || !Number.isFinite(spec.alpha)) {
-        throw new InvalidArgumentError(`${name}.alpha: must be a finite number, got ${describe(spec.alpha)}`);
-      }
-      records.push(spec.units, enumId(ACTIVATIONS, spec.activation, `${name}.activation`), spec.alpha, enumId(INITIALIZERS, spec.init, `${name}.init`));
-    });
+    const records = layers.flatMap((spec: unknown, l: number) => layerRecord(spec, `sequential(layers[${l}])`));
 
     const abi = rt.abi;
     const bytes = records.length * 4;
@@ -286,8 +481,7 @@ export class Sequential implements Disposable {
       const u32 = abi.u32;
       const f32 = abi.f32;
       for (let r = 0; r < records.length; r++) {
-        // word 2 of each 4-word record is alpha as f32 bits; the others are u32
-        if (r % 4 === 2) f32[(spec >>> 2) + r] = records[r]!;
+        if (LAYER_RECORD_F32_WORDS.includes(r % LAYER_RECORD_WORDS)) f32[(spec >>> 2) + r] = records[r]!;
         else u32[(spec >>> 2) + r] = records[r]!;
       }
       handle = abi.modelCreate(inputs, layers.length, spec, seedLo, seedHi, "sequential");
@@ -305,17 +499,49 @@ export class Sequential implements Disposable {
       this.paramCount = abi.outU32(INFO_PARAM_COUNT);
       this.#params = abi.outU32(INFO_PARAMS) >>> 2;
       this.#grads = abi.outU32(INFO_GRADS) >>> 2;
+      this.#training = abi.outU32(INFO_TRAINING) === 1;
       const n = abi.outU32(INFO_N_LAYERS);
+      const nSegments = abi.outU32(INFO_SEGMENTS);
       const slots: Slot[] = [];
       const infos: LayerInfo[] = [];
       for (let l = 0; l < n; l++) {
         abi.modelLayerInfo(handle, l, "sequential");
-        const [li, lo, act] = [abi.outU32(0), abi.outU32(1), abi.outU32(2)];
-        slots.push({ inputs: li, units: lo, w: abi.outU32(4), b: abi.outU32(5) });
-        infos.push(Object.freeze({ inputs: li, units: lo, activation: ACTIVATIONS[act] ?? "identity", alpha: abi.outF32(3) }));
+        const kind = LAYER_KINDS[abi.outU32(LAYER_KIND)] ?? "dense";
+        const [li, lo] = [abi.outU32(LAYER_INPUTS), abi.outU32(LAYER_OUTPUTS)];
+        slots.push({ kind, inputs: li, units: lo, segments: {}, buffer: abi.outU32(LAYER_BUFFER) });
+        infos.push(
+          Object.freeze({
+            kind,
+            inputs: li,
+            units: lo,
+            activation: ACTIVATIONS[abi.outU32(LAYER_ACTIVATION)] ?? "identity",
+            alpha: abi.outF32(LAYER_ALPHA),
+            paramCount: abi.outU32(LAYER_PARAM_LEN),
+          }),
+        );
+      }
+      const segments: Segment[] = [];
+      const params: ParamInfo[] = [];
+      for (let k = 0; k < nSegments; k++) {
+        abi.modelSegmentInfo(handle, k, "sequential");
+        const seg: Segment = { layer: abi.outU32(0), role: PARAM_ROLES[abi.outU32(1)]!, offset: abi.outU32(2), len: abi.outU32(3) };
+        const slot = slots[seg.layer]!;
+        slot.segments[seg.role] = seg;
+        segments.push(seg);
+        params.push(
+          Object.freeze({
+            layer: seg.layer,
+            layerKind: slot.kind as "dense" | "batchNorm",
+            role: seg.role,
+            shape: Object.freeze(seg.role === "kernel" ? [slot.inputs, slot.units] : [slot.units]),
+          }),
+        );
       }
       this.#slots = slots;
+      this.#segments = segments;
+      this.#hasBatchNorm = slots.some((s) => s.kind === "batchNorm");
       this.layers = Object.freeze(infos);
+      this.parameters = Object.freeze(params);
     } catch (e) {
       abi.modelFree(handle, "sequential");
       throw e;
@@ -356,6 +582,40 @@ export class Sequential implements Disposable {
     return this.#abi.outU32(INFO_STEP_LO) + this.#abi.outU32(INFO_STEP_HI) * 2 ** 32;
   }
 
+  /** True in training mode (the default): batchNorm uses batch statistics and dropout is active. */
+  get training(): boolean {
+    this.#h("training");
+    return this.#training;
+  }
+
+  /** Training mode for trainStep/computeGradients/fit (batchNorm batch statistics, dropout on); returns the model. */
+  train(): this {
+    this.#abi.modelSetTraining(this.#h("train"), true, "train");
+    this.#training = true;
+    return this;
+  }
+
+  /** Eval mode for trainStep/computeGradients/fit (batchNorm running statistics, no dropout); predict/evaluate always use it. */
+  eval(): this {
+    this.#abi.modelSetTraining(this.#h("eval"), false, "eval");
+    this.#training = false;
+    return this;
+  }
+
+  /** The optimizer's base learning rate; settable between steps (parameter groups keep their ratio to it). */
+  get lr(): number {
+    this.#h("lr");
+    return this.#need("lr").lr;
+  }
+
+  set lr(value: number) {
+    const h = this.#h("lr");
+    const c = this.#need("lr");
+    checkNumber(value, "lr", 0);
+    this.#abi.modelSetLr(h, value, "lr");
+    c.lr = value;
+  }
+
   #h(where: string): number {
     if (this.#handle === 0) throw new DisposedError(`${where}: model used after dispose()`);
     return this.#handle;
@@ -368,7 +628,10 @@ export class Sequential implements Disposable {
 
   // ---- compile ----
 
-  /** Chooses loss, optimizer and maximum batch, sizes the training arenas and resets the optimizer state and step. */
+  /**
+   * Chooses loss, optimizer, maximum batch, clipping and parameter groups, sizes the training
+   * arenas and resets the optimizer state, step count and learning rate.
+   */
   compile(opts: CompileOptions): void {
     const h = this.#h("compile");
     if (this.#fitting) throw new StateError("compile: not allowed while fit() is running");
@@ -376,13 +639,33 @@ export class Sequential implements Disposable {
       throw new InvalidArgumentError(`compile(opts): expected { loss, optimizer, maxBatch }, got ${describe(opts)}`);
     }
     const lossId = enumId(LOSSES, opts.loss, "compile(opts.loss)");
-    const { id, hyper } = optimizerAbi(opts.optimizer, "compile(opts.optimizer)");
+    const { id, hyper, spec } = optimizerAbi(opts.optimizer, "compile(opts.optimizer)");
     const maxBatch = checkInt(opts.maxBatch ?? DEFAULT_MAX_BATCH, "compile(opts.maxBatch)", 1, MAX_BATCH_LIMIT);
+    // Zero is the ABI's "off": a user's 0 would mean "clip everything to nothing", so refuse it.
+    const clipNorm = opts.clipNorm === undefined ? 0 : checkNumber(opts.clipNorm, "compile(opts.clipNorm)", 0, Infinity, { min: true });
+    const clipValue = opts.clipValue === undefined ? 0 : checkNumber(opts.clipValue, "compile(opts.clipValue)", 0, Infinity, { min: true });
+    const groups = this.#groupRecords(opts.paramGroups, spec);
+
     const abi = this.#abi;
     // The hyper-parameters fit in the out-scratch, which compile does not write to.
     const f32 = abi.f32;
     for (let i = 0; i < hyper.length; i++) f32[(abi.out >>> 2) + i] = hyper[i]!;
     abi.modelCompile(h, lossId, maxBatch, id, abi.out, hyper.length, "compile");
+    this.#compiled = null;
+    this.#stepped = false;
+    // Everything below was validated above, so these calls only fail on a bug.
+    const n = this.#segments.length;
+    if (n > 0) {
+      const bytes = n * 8;
+      const ptr = abi.alloc(bytes, "compile");
+      try {
+        abi.f32.set(groups, ptr >>> 2);
+        abi.modelSetParamGroups(h, ptr, n, "compile(opts.paramGroups)");
+      } finally {
+        abi.free(ptr, bytes);
+      }
+    }
+    abi.modelSetClipping(h, clipNorm, clipValue, "compile");
     abi.modelInfo(h, "compile");
     const loss = LOSSES[lossId]!;
     this.#compiled = {
@@ -392,9 +675,57 @@ export class Sequential implements Disposable {
       targetWidth: abi.outU32(INFO_TARGET_WIDTH),
       xStage: abi.outU32(INFO_X_STAGE) >>> 2,
       yStage: abi.outU32(INFO_Y_STAGE) >>> 2,
+      lr: spec.lr,
+      optimizer: spec,
     };
     this.#params = abi.outU32(INFO_PARAMS) >>> 2;
     this.#grads = abi.outU32(INFO_GRADS) >>> 2;
+  }
+
+  /** Validates paramGroups and returns the ABI's [lr scale, weight decay] pair per segment. */
+  #groupRecords(groups: unknown, spec: OptimizerSpec): number[] {
+    const lr = spec.lr;
+    const wd = spec.weightDecay;
+    const out: number[] = [];
+    for (let k = 0; k < this.#segments.length; k++) out.push(1, wd);
+    if (groups === undefined) return out;
+    if (!Array.isArray(groups)) {
+      throw new InvalidArgumentError(`compile(opts.paramGroups): expected an array of { filter, lr?, weightDecay? }, got ${describe(groups)}`);
+    }
+    const checked = groups.map((g: unknown, i) => {
+      const arg = (k: string) => `compile(opts.paramGroups[${i}]${k ? `.${k}` : ""})`;
+      if (g === null || typeof g !== "object") throw new InvalidArgumentError(`${arg("")}: expected { filter, lr?, weightDecay? }, got ${describe(g)}`);
+      const { filter, lr: glr, weightDecay } = g as Partial<ParamGroup>;
+      if (typeof filter !== "function") throw new InvalidArgumentError(`${arg("filter")}: expected a function (p: ParamInfo) => boolean, got ${describe(filter)}`);
+      let scale = 1;
+      if (glr !== undefined) {
+        checkNumber(glr, arg("lr"), 0);
+        if (lr === 0 && glr !== 0) {
+          throw new InvalidArgumentError(`${arg("lr")}: a group rate is kept as a multiple of the optimizer's lr, which is 0`);
+        }
+        scale = lr === 0 ? 1 : glr / lr;
+      }
+      const gwd = weightDecay === undefined ? wd : checkNumber(weightDecay, arg("weightDecay"), 0);
+      return { arg, filter, scale, wd: gwd };
+    });
+    this.parameters.forEach((p, k) => {
+      for (const g of checked) {
+        let hit: unknown;
+        try {
+          hit = g.filter(p);
+        } catch (e) {
+          throw new InvalidArgumentError(`${g.arg("filter")}: threw on parameter ${k} (layer ${p.layer} ${p.role}): ${String(e)}`);
+        }
+        if (typeof hit !== "boolean") throw new InvalidArgumentError(`${g.arg("filter")}: must return a boolean, returned ${describe(hit)}`);
+        if (hit) {
+          checkNumber(g.scale, g.arg("lr"), 0);
+          out[2 * k] = g.scale;
+          out[2 * k + 1] = g.wd;
+          break;
+        }
+      }
+    });
+    return out;
   }
 
   // ---- argument resolution (validates; never calls anything that changes state) ----
@@ -481,6 +812,7 @@ export class Sequential implements Disposable {
     const sy = this.#sy;
     try {
       this.#resolveX(xName, x, sx);
+      this.#checkBatchNormRows(sx.rows, xName);
       if (sx.rows > c.maxBatch) {
         throw new InvalidArgumentError(`${xName}: batch of ${sx.rows} rows exceeds maxBatch (${c.maxBatch}); use fit() or compile with a larger maxBatch`);
       }
@@ -495,24 +827,79 @@ export class Sequential implements Disposable {
 
   // ---- training ----
 
+  /** Refuses a 1-row training batch when batchNorm would normalise it in training mode (as PyTorch does). */
+  #checkBatchNormRows(rows: number, name: string): void {
+    if (rows === 1 && this.#training && this.#hasBatchNorm) {
+      throw new InvalidArgumentError(`${name}: batchNorm needs more than 1 sample per batch in training mode; use a larger batch or eval()`);
+    }
+  }
+
+  /** Adds step, layer and role to a NonFiniteError from a refused step (nothing changed, so step is still the old count). */
+  #nonFinite(e: unknown, step: boolean): unknown {
+    if (!(e instanceof NonFiniteError) || this.#handle === 0) return e;
+    const where = nonFiniteWhere(e.message);
+    const out = new NonFiniteError(e.message, { ...(step ? { step: this.step + 1 } : {}), ...where });
+    if (e.stack) out.stack = e.stack;
+    return out;
+  }
+
   /** One optimizer step on a batch of at most maxBatch rows; returns the batch's mean loss (before the update). */
   trainStep(x: Inputs, y: Targets): number {
     const h = this.#h("trainStep");
     const c = this.#need("trainStep");
     const rows = this.#stageBatch("trainStep", "trainStep(x)", "trainStep(y)", x, y, c);
-    return this.#abi.modelTrainStaged(h, rows, "trainStep");
+    let loss: number;
+    try {
+      loss = this.#abi.modelTrainStaged(h, rows, "trainStep");
+    } catch (e) {
+      throw this.#nonFinite(e, true);
+    }
+    this.#stepped = true;
+    return loss;
   }
 
-  /** Loss and per-layer gradients for one batch, without updating the weights. */
+  /**
+   * Loss and per-layer gradients for one batch in the current mode, without an optimizer update.
+   * Like a PyTorch forward in training mode it commits batchNorm running statistics and draws
+   * dropout masks; applyGradients() then makes it a full step.
+   */
   computeGradients(x: Inputs, y: Targets): Gradients {
     const h = this.#h("computeGradients");
     const c = this.#need("computeGradients");
     const rows = this.#stageBatch("computeGradients", "computeGradients(x)", "computeGradients(y)", x, y, c);
-    const loss = this.#abi.modelGradStaged(h, rows, "computeGradients");
-    return { loss, gradients: this.#readArena(this.#grads) };
+    let loss: number;
+    try {
+      loss = this.#abi.modelGradStaged(h, rows, "computeGradients");
+    } catch (e) {
+      throw this.#nonFinite(e, false);
+    }
+    return { loss, gradients: this.#readLayers(this.#grads) };
   }
 
-  /** Trains for `epochs` passes in batches of `batchSize`, yielding to the event loop once per epoch. */
+  /** Gradient-health numbers of the last successful training step, or null when there was none since compile(). */
+  lastStepStats(): StepStats | null {
+    const h = this.#h("lastStepStats");
+    this.#need("lastStepStats");
+    return this.#stepped ? this.#readStats(h) : null;
+  }
+
+  #readStats(h: number): StepStats {
+    const abi = this.#abi;
+    abi.modelStatsPtr(h, "lastStepStats");
+    const at = abi.outU32(0) >>> 2;
+    const f32 = abi.f32;
+    const layers: LayerStepStats[] = [];
+    for (let l = 0; l < this.#slots.length; l++) {
+      const k = at + STATS_HEAD + STATS_PER_LAYER * l;
+      layers.push({ gradNorm: f32[k]!, weightNorm: f32[k + 1]!, updateNorm: f32[k + 2]!, updateRatio: f32[k + 3]! });
+    }
+    return { loss: f32[at]!, gradNorm: f32[at + 1]!, clipScale: f32[at + 2]!, layers };
+  }
+
+  /**
+   * Trains for `epochs` passes in batches of `batchSize` in the current mode (train() by default),
+   * stepping `schedule` after every epoch and yielding to the event loop once per epoch.
+   */
   async fit(x: Inputs, y: Targets, opts?: FitOptions): Promise<History> {
     this.#h("fit");
     const c = this.#need("fit");
@@ -520,18 +907,32 @@ export class Sequential implements Disposable {
     const o = checkOptions(opts, "fit(opts)");
     const epochs = checkInt(o.epochs ?? 1, "fit(opts.epochs)", 0);
     const batchSize = checkInt(o.batchSize ?? Math.min(32, c.maxBatch), "fit(opts.batchSize)", 1, c.maxBatch);
-    const shuffle = o.shuffle ?? true;
-    if (typeof shuffle !== "boolean") throw new InvalidArgumentError(`fit(opts.shuffle): expected a boolean, got ${describe(shuffle)}`);
-    const wantAccuracy = o.accuracy ?? true;
-    if (typeof wantAccuracy !== "boolean") throw new InvalidArgumentError(`fit(opts.accuracy): expected a boolean, got ${describe(wantAccuracy)}`);
+    const shuffle = checkBoolean(o.shuffle ?? true, "fit(opts.shuffle)");
+    const wantAccuracy = checkBoolean(o.accuracy ?? true, "fit(opts.accuracy)");
     const onEpochEnd = o.onEpochEnd;
     if (onEpochEnd !== undefined && typeof onEpochEnd !== "function") {
       throw new InvalidArgumentError(`fit(opts.onEpochEnd): expected a function, got ${describe(onEpochEnd)}`);
+    }
+    const onBatchEnd = o.onBatchEnd;
+    if (onBatchEnd !== undefined && typeof onBatchEnd !== "function") {
+      throw new InvalidArgumentError(`fit(opts.onBatchEnd): expected a function, got ${describe(onBatchEnd)}`);
+    }
+    const schedule = o.schedule;
+    if (schedule !== undefined && !(schedule instanceof Schedule)) {
+      throw new InvalidArgumentError(`fit(opts.schedule): expected a schedule such as stepLR({ stepSize }), got ${describe(schedule)}`);
     }
     const xs = newRows();
     const ys = newRows();
     this.#resolveX("fit(x)", x, xs);
     this.#resolveY("fit(y)", y, xs.rows, c, ys);
+    const n = xs.rows;
+    this.#checkBatchNormRows(n, "fit(x)");
+    if (n > 1 && n % batchSize === 1 && this.#training && this.#hasBatchNorm) {
+      // Caught here, before any step, instead of failing mid-epoch on the last batch.
+      throw new InvalidArgumentError(
+        `fit(opts.batchSize): ${n} rows in batches of ${batchSize} leave a last batch of 1 row, which batchNorm cannot normalise in training mode; choose another batchSize`,
+      );
+    }
     let vx: Rows | null = null;
     let vy: Rows | null = null;
     if (o.validationData !== undefined) {
@@ -546,14 +947,14 @@ export class Sequential implements Disposable {
     }
 
     const abi = this.#abi;
-    const n = xs.rows;
     const metric = hasAccuracy(c.loss);
-    const history: History = { epoch: [], loss: [] };
+    const history: History = { epoch: [], lr: [], loss: [] };
     if (metric && wantAccuracy) history.accuracy = [];
     if (vx) {
       history.valLoss = [];
       if (metric) history.valAccuracy = [];
     }
+    if (schedule) this.lr = schedule.started ? schedule.lr : schedule.start(c.lr);
     // Upload the dataset once; Rust gathers each batch's rows from it.
     let ownX = 0;
     let ownY = 0;
@@ -575,13 +976,20 @@ export class Sequential implements Disposable {
       }
       for (let epoch = 0; epoch < epochs; epoch++) {
         const m = this.#h("fit");
+        const lr = this.#need("fit").lr;
         if (shuffle) abi.modelShuffle(m, n, "fit");
         let lossSum = 0;
         for (let start = 0; start < n; start += batchSize) {
           const count = Math.min(batchSize, n - start);
-          lossSum += abi.modelTrainRows(m, xh, yh, start, count, shuffle, "fit") * count;
+          try {
+            lossSum += abi.modelTrainRows(m, xh, yh, start, count, shuffle, "fit") * count;
+          } catch (e) {
+            throw this.#nonFinite(e, true);
+          }
+          this.#stepped = true;
+          if (onBatchEnd) onBatchEnd(this.step, this.#readStats(m));
         }
-        const logs: EpochLogs = { loss: lossSum / n };
+        const logs: EpochLogs = { lr, loss: lossSum / n };
         if (history.accuracy) logs.accuracy = this.#evaluateRows(m, this.#need("fit"), xs, ys, "fit").accuracy;
         if (vx && vy) {
           const v = this.#evaluateRows(m, this.#need("fit"), vx, vy, "fit(opts.validationData)");
@@ -589,10 +997,12 @@ export class Sequential implements Disposable {
           if (metric) logs.valAccuracy = v.accuracy;
         }
         history.epoch.push(epoch);
+        history.lr.push(lr);
         history.loss.push(logs.loss);
         if (logs.accuracy !== undefined) history.accuracy?.push(logs.accuracy);
         if (logs.valLoss !== undefined) history.valLoss?.push(logs.valLoss);
         if (logs.valAccuracy !== undefined) history.valAccuracy?.push(logs.valAccuracy);
+        if (schedule) this.lr = schedule.step(logs.valLoss ?? logs.loss);
         if (onEpochEnd) await onEpochEnd(epoch, logs);
         await yieldToEventLoop();
       }
@@ -664,55 +1074,132 @@ export class Sequential implements Disposable {
 
   // ---- weights ----
 
-  #readArena(base: number): LayerWeights[] {
+  /** Per-layer copies out of the params or grads arena (f32 index `base`). */
+  #readLayers(base: number): LayerWeights[] {
     const f32 = this.#abi.f32;
-    return this.#slots.map((s) => ({
-      kernel: f32.slice(base + s.w, base + s.w + s.inputs * s.units),
-      bias: f32.slice(base + s.b, base + s.b + s.units),
-    }));
+    const part = (seg: Segment | undefined) => (seg ? f32.slice(base + seg.offset, base + seg.offset + seg.len) : new Float32Array(0));
+    return this.#slots.map((s): LayerWeights => {
+      if (s.kind === "dense") return { kind: "dense", kernel: part(s.segments.kernel), bias: part(s.segments.bias) };
+      if (s.kind === "batchNorm") return { kind: "batchNorm", gamma: part(s.segments.gamma), beta: part(s.segments.beta) };
+      return { kind: "dropout" };
+    });
   }
 
-  /** Copies of every layer's kernel (inputs*units, (I,O) row-major) and bias. */
+  /** Copies of every layer's parameters: dense { kernel (I,O) row-major, bias }, batchNorm { gamma, beta }, dropout {}. */
   getWeights(): LayerWeights[] {
     this.#h("getWeights");
-    return this.#readArena(this.#params);
+    return this.#readLayers(this.#params);
   }
 
-  /** Replaces every layer's kernel and bias (same layout as getWeights); all-or-nothing. */
-  setWeights(weights: readonly LayerWeights[]): void {
-    const h = this.#h("setWeights");
+  /** Validates per-layer arrays as getWeights lays them out; `what` is "weights" or "gradients". */
+  #checkLayers(where: string, what: string, weights: unknown, finite: boolean): readonly LayerWeightsInput[] {
     const slots = this.#slots;
     if (!Array.isArray(weights)) {
-      throw new InvalidArgumentError(`setWeights(weights): expected an array of { kernel, bias }, got ${describe(weights)}`);
+      throw new InvalidArgumentError(`${where}(${what}): expected an array with one entry per layer (as getWeights returns), got ${describe(weights)}`);
     }
     if (weights.length !== slots.length) {
-      throw new ShapeError(`setWeights(weights): expected ${slots.length} layers, got ${weights.length}`);
+      throw new ShapeError(`${where}(${what}): expected ${slots.length} layers, got ${weights.length}`);
     }
     slots.forEach((s, l) => {
       const lw: unknown = weights[l];
-      const name = `setWeights(weights[${l}])`;
-      if (lw === null || typeof lw !== "object") throw new InvalidArgumentError(`${name}: expected { kernel, bias }, got ${describe(lw)}`);
-      const { kernel, bias } = lw as Partial<LayerWeights>;
-      for (const [part, arr, len] of [["kernel", kernel, s.inputs * s.units], ["bias", bias, s.units]] as const) {
-        if (!(arr instanceof Float32Array)) throw new InvalidArgumentError(`${name}.${part}: expected a Float32Array, got ${describe(arr)}`);
-        if (arr.length !== len) throw new ShapeError(`${name}.${part}: expected ${len} values, got ${arr.length}`);
-        checkFinite(`${name}.${part}`, arr);
+      const name = `${where}(${what}[${l}])`;
+      const roles = ROLES_OF[s.kind];
+      const expect = roles.length ? `{ ${roles.join(", ")} }` : "{}";
+      if (lw === null || typeof lw !== "object") throw new InvalidArgumentError(`${name}: expected ${expect} for a ${s.kind} layer, got ${describe(lw)}`);
+      const entry = lw as Record<string, unknown>;
+      if (entry["kind"] !== undefined && entry["kind"] !== s.kind) {
+        throw new InvalidArgumentError(`${name}.kind: layer ${l} is a ${s.kind} layer, got ${describe(entry["kind"])}`);
+      }
+      for (const role of roles) {
+        const arr = entry[role];
+        const len = s.segments[role]?.len ?? 0;
+        if (!(arr instanceof Float32Array)) throw new InvalidArgumentError(`${name}.${role}: expected a Float32Array, got ${describe(arr)}`);
+        if (arr.length !== len) throw new ShapeError(`${name}.${role}: expected ${len} values, got ${arr.length}`);
+        if (finite) checkFinite(`${name}.${role}`, arr);
       }
     });
+    return weights as readonly LayerWeightsInput[];
+  }
+
+  /** Copies checked per-layer arrays into an arena laid out like params, at f32 index `at`. */
+  #writeLayers(weights: readonly LayerWeightsInput[], at: number): void {
+    const f32 = this.#abi.f32;
+    for (const seg of this.#segments) {
+      f32.set((weights[seg.layer] as Record<string, Float32Array>)[seg.role]!, at + seg.offset);
+    }
+  }
+
+  /** Replaces every parameter (same layout as getWeights; `kind` may be omitted); all-or-nothing. */
+  setWeights(weights: readonly LayerWeightsInput[]): void {
+    const h = this.#h("setWeights");
+    this.#checkLayers("setWeights", "weights", weights, true);
     const abi = this.#abi;
-    const bytes = this.paramCount * 4;
+    const bytes = Math.max(this.paramCount, 1) * 4;
     const src = abi.alloc(bytes, "setWeights");
     try {
-      const f32 = abi.f32;
-      const at = src >>> 2;
-      slots.forEach((s, l) => {
-        f32.set(weights[l]!.kernel, at + s.w);
-        f32.set(weights[l]!.bias, at + s.b);
-      });
+      this.#writeLayers(weights, src >>> 2);
       abi.modelSetParams(h, src, this.paramCount, "setWeights");
     } finally {
       abi.free(src, bytes);
     }
+  }
+
+  /**
+   * One optimizer update (clipping, parameter groups, step stats, the non-finite check) from the
+   * gradients of the last computeGradients(), or from `gradients` given in the same layout (e.g.
+   * averaged over several batches). computeGradients() + applyGradients() is one trainStep().
+   */
+  applyGradients(gradients?: readonly LayerWeightsInput[]): void {
+    const h = this.#h("applyGradients");
+    this.#need("applyGradients");
+    if (gradients !== undefined) {
+      this.#checkLayers("applyGradients", "gradients", gradients, false);
+      // Rust rejects non-finite gradients itself, naming the step and layer.
+      this.#writeLayers(gradients, this.#grads);
+    }
+    try {
+      this.#abi.modelApplyGradients(h, "applyGradients");
+    } catch (e) {
+      throw this.#nonFinite(e, true);
+    }
+    this.#stepped = true;
+  }
+
+  /**
+   * Copies of the optimizer's state arrays, each laid out like getWeights() (torch's state names:
+   * momentum_buffer; exp_avg, exp_avg_sq, max_exp_avg_sq; square_avg, grad_avg; sum), plus the
+   * step count. Reset by compile().
+   */
+  getOptimizerState(): OptimizerState {
+    const h = this.#h("getOptimizerState");
+    const c = this.#need("getOptimizerState");
+    const abi = this.#abi;
+    abi.modelOptimizerState(h, "getOptimizerState");
+    const at = abi.outU32(0) >>> 2;
+    const roles = abi.outU32(2);
+    const names = stateRoleNames(c.optimizer);
+    if (names.length !== roles) throw new InternalError(`getOptimizerState: wasm reports ${roles} state arrays, expected ${names.length} (${names.join(", ")})`);
+    const p = this.paramCount;
+    return {
+      step: this.step,
+      state: names.map((name, r) => ({ name, values: this.#readLayers(at + r * p) })),
+    };
+  }
+
+  /** Copies of every batchNorm layer's running mean and variance (what eval mode normalises with). */
+  getBuffers(): BatchNormBuffers[] {
+    const h = this.#h("getBuffers");
+    const abi = this.#abi;
+    abi.modelBuffers(h, "getBuffers");
+    const at = abi.outU32(0) >>> 2;
+    const f32 = abi.f32;
+    const out: BatchNormBuffers[] = [];
+    this.#slots.forEach((s, l) => {
+      if (s.kind !== "batchNorm") return;
+      const b = at + s.buffer;
+      out.push({ layer: l, runningMean: f32.slice(b, b + s.units), runningVar: f32.slice(b + s.units, b + 2 * s.units) });
+    });
+    return out;
   }
 
   // ---- lifetime ----

@@ -6,8 +6,8 @@
 //   import wasm from "edgegrad/edgegrad.wasm";
 //   const eg = await init(wasm);            // or init({ module: wasm })
 //
-// The module is recognised by its tag, not `instanceof`, because a Worker may receive it from
-// another realm. Elsewhere (a browser's Web Worker, which bundlers also resolve with "worker")
+// The module is also recognised by its tag (abi.ts isModule), because `instanceof` fails for a
+// module from another realm. Elsewhere (a browser's Web Worker, which bundlers also resolve with "worker")
 // init() behaves like the browser entry: without a source it fetches edgegrad.wasm next to this
 // module.
 

@@ -13,15 +13,18 @@
 //!
 //! Modules: [`gemm`] (packed, cache-blocked matrix products for NN, NT and TN), [`activation`]
 //! (the activation ids shared with the ABI, forward and derivative), [`dense`] (fused dense
-//! forward/backward), [`loss`] (mean-reduced losses with gradients), [`optim`] (parameter
-//! updates over a whole arena).
+//! forward/backward), [`batchnorm`] (batch normalisation with a fused activation, train and
+//! eval), [`dropout`] (inverted dropout), [`loss`] (mean-reduced losses with gradients),
+//! [`optim`] (fused torch.optim updates and gradient clipping over parameter slices).
 
 // The kernel signatures are flat (dims, slices, flags) by design: they mirror the C ABI one
 // level up and keep every buffer explicit.
 #![allow(clippy::too_many_arguments)]
 
 pub mod activation;
+pub mod batchnorm;
 pub mod dense;
+pub mod dropout;
 pub mod gemm;
 pub mod loss;
 pub mod optim;

@@ -22,10 +22,14 @@ pub enum Init {
     LecunNormal = 5,
     /// All zeros (only sensible for tests and linear probes).
     Zeros = 6,
+    /// U(±sqrt(3/fan_in)).
+    LecunUniform = 7,
+    /// Every weight equal to the layer's `value` (torch.nn.init.constant_).
+    Constant = 8,
 }
 
 impl Init {
-    pub const ALL: [Init; 7] = [
+    pub const ALL: [Init; 9] = [
         Init::Auto,
         Init::HeNormal,
         Init::HeUniform,
@@ -33,6 +37,8 @@ impl Init {
         Init::XavierUniform,
         Init::LecunNormal,
         Init::Zeros,
+        Init::LecunUniform,
+        Init::Constant,
     ];
 
     pub fn from_u32(id: u32) -> Option<Init> {
@@ -48,6 +54,8 @@ impl Init {
             Init::XavierUniform => "xavierUniform",
             Init::LecunNormal => "lecunNormal",
             Init::Zeros => "zeros",
+            Init::LecunUniform => "lecunUniform",
+            Init::Constant => "constant",
         }
     }
 
@@ -61,8 +69,9 @@ impl Init {
     }
 }
 
-/// Fills a dense kernel `w` (fan_in, fan_out) row-major.
-pub fn init_kernel(w: &mut [f32], fan_in: usize, fan_out: usize, init: Init, act: Activation, alpha: f32, rng: &mut Rng) {
+/// Fills a dense kernel `w` (fan_in, fan_out) row-major; `value` is used by `Constant` only.
+/// Initialisers that draw nothing (zeros, constant) leave `rng` untouched.
+pub fn init_kernel(w: &mut [f32], fan_in: usize, fan_out: usize, init: Init, act: Activation, alpha: f32, value: f32, rng: &mut Rng) {
     let fi = fan_in as f64;
     let fo = fan_out as f64;
     // ReLU-family gain: sqrt(2/(1+a²)) with a = 0 for relu and gelu (as torch treats them).
@@ -74,6 +83,8 @@ pub fn init_kernel(w: &mut [f32], fan_in: usize, fan_out: usize, init: Init, act
         Init::XavierNormal => fill_normal(w, (2.0 / (fi + fo)).sqrt(), rng),
         Init::XavierUniform => fill_uniform(w, (6.0 / (fi + fo)).sqrt(), rng),
         Init::LecunNormal => fill_normal(w, 1.0 / fi.sqrt(), rng),
+        Init::LecunUniform => fill_uniform(w, (3.0 / fi).sqrt(), rng),
+        Init::Constant => w.fill(value),
         Init::Zeros | Init::Auto => w.fill(0.0),
     }
 }
@@ -105,7 +116,7 @@ mod tests {
     #[test]
     fn he_normal_variance_is_two_over_fan_in() {
         let mut w = vec![0.0; 256 * 400];
-        init_kernel(&mut w, 256, 400, Init::Auto, Activation::Relu, 0.0, &mut Rng::new(1));
+        init_kernel(&mut w, 256, 400, Init::Auto, Activation::Relu, 0.0, 0.0, &mut Rng::new(1));
         let (mean, var, _) = moments(&w);
         assert!(mean.abs() < 0.003, "{mean}");
         assert!((var / (2.0 / 256.0) - 1.0).abs() < 0.03, "{var}");
@@ -114,7 +125,7 @@ mod tests {
     #[test]
     fn xavier_uniform_bounds_and_variance() {
         let mut w = vec![0.0; 300 * 100];
-        init_kernel(&mut w, 300, 100, Init::Auto, Activation::Tanh, 0.0, &mut Rng::new(2));
+        init_kernel(&mut w, 300, 100, Init::Auto, Activation::Tanh, 0.0, 0.0, &mut Rng::new(2));
         let (_, var, max) = moments(&w);
         let limit = (6.0f64 / 400.0).sqrt();
         assert!(max <= limit + 1e-7);
@@ -126,10 +137,28 @@ mod tests {
         for init in Init::ALL {
             let mut a = vec![0.0; 64];
             let mut b = vec![0.0; 64];
-            init_kernel(&mut a, 8, 8, init, Activation::LeakyRelu, 0.01, &mut Rng::new(5));
-            init_kernel(&mut b, 8, 8, init, Activation::LeakyRelu, 0.01, &mut Rng::new(5));
+            init_kernel(&mut a, 8, 8, init, Activation::LeakyRelu, 0.01, 0.5, &mut Rng::new(5));
+            init_kernel(&mut b, 8, 8, init, Activation::LeakyRelu, 0.01, 0.5, &mut Rng::new(5));
             assert_eq!(a, b, "{}", init.name());
             assert!(a.iter().all(|v| v.is_finite()));
         }
+    }
+
+    #[test]
+    fn lecun_uniform_and_constant() {
+        let mut w = vec![0.0; 200 * 300];
+        init_kernel(&mut w, 200, 300, Init::LecunUniform, Activation::Tanh, 0.0, 0.0, &mut Rng::new(3));
+        let (_, var, max) = moments(&w);
+        let limit = (3.0f64 / 200.0).sqrt();
+        assert!(max <= limit + 1e-7);
+        assert!((var / (1.0 / 200.0) - 1.0).abs() < 0.03, "{var}");
+        let mut rng = Rng::new(4);
+        let before = rng.clone();
+        init_kernel(&mut w, 200, 300, Init::Constant, Activation::Tanh, 0.0, -0.25, &mut rng);
+        assert!(w.iter().all(|&v| v == -0.25));
+        assert_eq!(rng, before, "constant draws nothing");
+        assert_eq!(Init::from_u32(7), Some(Init::LecunUniform));
+        assert_eq!(Init::from_u32(8).map(Init::name), Some("constant"));
+        assert_eq!(Init::from_u32(9), None);
     }
 }

@@ -3,6 +3,10 @@
 //! Ordinary Rust with no `extern "C"`: the wasm boundary lives in `edgegrad-wasm`, and this
 //! crate is usable (and tested) natively.
 
+// Like the kernels, the training entry points take flat argument lists (segment, group,
+// clipping, step) rather than one-off structs, mirroring the C ABI one level up.
+#![allow(clippy::too_many_arguments)]
+
 pub mod error;
 pub mod init;
 pub mod model;
@@ -12,6 +16,6 @@ pub mod rng;
 pub use edgegrad_kernels as kernels;
 pub use error::{ErrorKind, NnError, Result};
 pub use init::Init;
-pub use model::{DenseLayer, LayerSpec, Model};
+pub use model::{Layer, LayerKind, LayerSpec, Model, ParamGroup, Role, Segment, STATS_HEADER, STATS_PER_LAYER};
 pub use optim::{Optimizer, OptimizerKind};
 pub use rng::Rng;

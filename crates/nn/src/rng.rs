@@ -68,6 +68,21 @@ impl Rng {
         (-2.0 * u1.ln()).sqrt() * (core::f64::consts::TAU * u2).cos()
     }
 
+    /// Fills `out` with uniforms in [0, 1) on a 2^-24 grid (exact in f32), two per 64 random
+    /// bits; the stream position after the call depends only on `out.len()`.
+    pub fn fill_uniform_f32(&mut self, out: &mut [f32]) {
+        const SCALE: f32 = 1.0 / (1u32 << 24) as f32;
+        let (pairs, tail) = out.as_chunks_mut::<2>();
+        for pair in pairs {
+            let r = self.next_u64();
+            pair[0] = ((r >> 40) as u32) as f32 * SCALE;
+            pair[1] = (((r >> 8) & 0xFF_FFFF) as u32) as f32 * SCALE;
+        }
+        for v in tail {
+            *v = ((self.next_u64() >> 40) as u32) as f32 * SCALE;
+        }
+    }
+
     /// Fisher–Yates shuffle of `perm` in place.
     pub fn shuffle(&mut self, perm: &mut [u32]) {
         for i in (1..perm.len()).rev() {
@@ -120,6 +135,20 @@ mod tests {
             seen[r.below(7) as usize] += 1;
         }
         assert!(seen.iter().all(|&c| c > 800), "{seen:?}");
+    }
+
+    #[test]
+    fn uniform_f32_fill_is_seeded_and_in_range() {
+        let (mut a, mut b) = (Rng::new(5), Rng::new(5));
+        let (mut x, mut y) = (vec![0.0f32; 10_001], vec![0.0f32; 10_001]);
+        a.fill_uniform_f32(&mut x);
+        b.fill_uniform_f32(&mut y);
+        assert_eq!(x, y);
+        assert!(x.iter().all(|&u| (0.0..1.0).contains(&u)));
+        let mean = x.iter().map(|&u| f64::from(u)).sum::<f64>() / x.len() as f64;
+        assert!((mean - 0.5).abs() < 0.01, "{mean}");
+        assert_eq!(a, b);
+        assert_ne!(a, Rng::new(5));
     }
 
     #[test]

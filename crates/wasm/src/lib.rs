@@ -15,7 +15,7 @@ use core::cell::RefCell;
 use edgegrad_nn::kernels::activation::Activation;
 use edgegrad_nn::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, GEMM_SCRATCH_LEN};
 use edgegrad_nn::kernels::loss::Loss;
-use edgegrad_nn::{Init, LayerSpec, Model, Optimizer, OptimizerKind};
+use edgegrad_nn::{Init, LayerKind, LayerSpec, Model, Optimizer, OptimizerKind, ParamGroup, Role};
 use handles::{Object, Table, Tensor};
 use status::{CallResult, Failure, Status};
 
@@ -23,11 +23,12 @@ use status::{CallResult, Failure, Status};
 static GLOBAL: alloc::CountingAlloc = alloc::CountingAlloc;
 
 /// Bumped whenever an export's meaning changes; ts/abi.ts refuses a module with another value.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 /// Bytes of the out-parameter region every call with `out` may write.
 pub const OUT_BYTES: usize = 64;
-/// Words per layer record in `eg_model_create`'s spec: units, activation, alpha bits, init.
-const LAYER_SPEC_WORDS: usize = 4;
+/// Words per layer record in `eg_model_create`'s spec: kind, units, activation, alpha bits,
+/// init, p0 bits, p1 bits, reserved.
+const LAYER_SPEC_WORDS: usize = 8;
 
 #[derive(Default)]
 struct State {
@@ -161,8 +162,8 @@ pub extern "C" fn eg_last_error_len() -> u32 {
 }
 
 /// Writes the name of enum `kind`'s member `id` (kind 0 status, 1 activation, 2 loss,
-/// 3 optimizer, 4 initialiser) to out_ptr; returns its byte length, or -1 when unknown or
-/// longer than `cap`.
+/// 3 optimizer, 4 initialiser, 5 layer kind, 6 parameter role) to out_ptr; returns its byte
+/// length, or -1 when unknown or longer than `cap`.
 #[no_mangle]
 pub extern "C" fn eg_enum_name(kind: u32, id: u32, out_ptr: u32, cap: u32) -> i32 {
     let name = match kind {
@@ -171,6 +172,8 @@ pub extern "C" fn eg_enum_name(kind: u32, id: u32, out_ptr: u32, cap: u32) -> i3
         2 => Loss::from_u32(id).map(Loss::name),
         3 => OptimizerKind::from_u32(id).map(OptimizerKind::name),
         4 => Init::from_u32(id).map(Init::name),
+        5 => LayerKind::from_u32(id).map(LayerKind::name),
+        6 => Role::from_u32(id).map(Role::name),
         _ => None,
     };
     let Some(name) = name else { return -1 };
@@ -302,8 +305,11 @@ pub extern "C" fn eg_matmul(a: u32, b: u32, trans_a: u32, trans_b: u32, out: u32
 // ---------------------------------------------------------------------------------------------
 // Models
 
-/// New sequential dense model. spec: `n_layers` records of [units, activation id, alpha as f32
-/// bits, init id]. The 64-bit seed arrives as two u32 halves. out u32: [handle].
+/// New sequential model. spec: `n_layers` records of [`LAYER_SPEC_WORDS`] u32 words:
+/// [kind, units, activation id, alpha f32 bits, init id, p0 f32 bits, p1 f32 bits, reserved 0]
+/// (kind 0 dense: p0 = value of init "constant"; kind 1 batchNorm: units 0, p0 momentum, p1 eps;
+/// kind 2 dropout: units 0, p0 rate). The 64-bit seed arrives as two u32 halves.
+/// out u32: [handle].
 #[no_mangle]
 pub extern "C" fn eg_model_create(inputs: u32, n_layers: u32, spec_ptr: u32, seed_lo: u32, seed_hi: u32, out: u32) -> i32 {
     call(|s| {
@@ -318,9 +324,21 @@ pub extern "C" fn eg_model_create(inputs: u32, n_layers: u32, spec_ptr: u32, see
         let raw: Vec<u32> = unsafe { core::slice::from_raw_parts(p as *const u32, words) }.to_vec();
         let mut specs = Vec::with_capacity(n_layers as usize);
         for (l, rec) in raw.chunks_exact(LAYER_SPEC_WORDS).enumerate() {
-            let activation = Activation::from_u32(rec[1]).ok_or_else(|| invalid(format!("layers[{l}].activation: unknown id {}", rec[1])))?;
-            let init = Init::from_u32(rec[3]).ok_or_else(|| invalid(format!("layers[{l}].init: unknown id {}", rec[3])))?;
-            specs.push(LayerSpec { units: rec[0] as usize, activation, alpha: f32::from_bits(rec[2]), init });
+            let kind = LayerKind::from_u32(rec[0]).ok_or_else(|| invalid(format!("layers[{l}].kind: unknown id {}", rec[0])))?;
+            let activation = Activation::from_u32(rec[2]).ok_or_else(|| invalid(format!("layers[{l}].activation: unknown id {}", rec[2])))?;
+            let init = Init::from_u32(rec[4]).ok_or_else(|| invalid(format!("layers[{l}].init: unknown id {}", rec[4])))?;
+            if rec[7] != 0 {
+                return Err(invalid(format!("layers[{l}]: reserved word must be 0, got {}", rec[7])));
+            }
+            specs.push(LayerSpec {
+                kind,
+                units: rec[1] as usize,
+                activation,
+                alpha: f32::from_bits(rec[3]),
+                init,
+                p0: f32::from_bits(rec[5]),
+                p1: f32::from_bits(rec[6]),
+            });
         }
         let seed = ((seed_hi as u64) << 32) | seed_lo as u64;
         let model = Model::new(inputs as usize, &specs, seed)?;
@@ -330,8 +348,11 @@ pub extern "C" fn eg_model_create(inputs: u32, n_layers: u32, spec_ptr: u32, see
     })
 }
 
-/// Chooses loss and optimizer and sizes the arenas for `max_batch`. hp: `hp_len` f32
-/// hyper-parameters of the optimizer (sgd: [lr]).
+/// Chooses loss and optimizer and sizes the arenas for `max_batch`; resets optimizer state,
+/// step count, parameter groups and clipping. hp: `hp_len` f32 hyper-parameters of the
+/// optimizer: 0 sgd [lr, momentum, dampening, weight_decay, nesterov]; 1 adam and 2 adamw
+/// [lr, beta1, beta2, eps, weight_decay, amsgrad]; 3 rmsprop [lr, alpha, eps, weight_decay,
+/// momentum, centered]; 4 adagrad [lr, lr_decay, weight_decay, initial_accumulator_value, eps].
 #[no_mangle]
 pub extern "C" fn eg_model_compile(m: u32, loss_id: u32, max_batch: u32, optimizer_id: u32, hp_ptr: u32, hp_len: u32) -> i32 {
     call(|s| {
@@ -353,8 +374,8 @@ pub extern "C" fn eg_model_compile(m: u32, loss_id: u32, max_batch: u32, optimiz
     })
 }
 
-/// out u32[14]: inputs, outputs, layers, param count, max batch, compiled, loss id, x stage ptr,
-/// y stage ptr, params ptr, grads ptr, target width, step (low, high).
+/// out u32[16]: inputs, outputs, layers, param count, max batch, compiled, loss id, x stage ptr,
+/// y stage ptr, params ptr, grads ptr, target width, step (low, high), segments, training (0/1).
 #[no_mangle]
 pub extern "C" fn eg_model_info(m: u32, out: u32) -> i32 {
     call(|s| {
@@ -381,12 +402,16 @@ pub extern "C" fn eg_model_info(m: u32, out: u32) -> i32 {
         out.u32(11, model.target_width() as u32);
         out.u32(12, model.step() as u32);
         out.u32(13, (model.step() >> 32) as u32);
+        out.u32(14, model.segments().len() as u32);
+        out.u32(15, model.training() as u32);
         Ok(())
     })
 }
 
-/// out u32[6]: inputs, outputs, activation id, alpha f32 bits, kernel offset, bias offset
-/// (element offsets into the params and grads arenas).
+/// out u32[8]: kind, inputs, outputs, activation id, alpha f32 bits, param offset, param len,
+/// buffer offset (element offsets into the params/grads and buffers arenas; dense: the kernel
+/// (I,O) then the bias (O); batchNorm: gamma (F) then beta (F), running mean (F) then running
+/// var (F) in buffers; layers without parameters or buffers report where theirs would start).
 #[no_mangle]
 pub extern "C" fn eg_model_layer_info(m: u32, layer: u32, out: u32) -> i32 {
     call(|s| {
@@ -394,34 +419,80 @@ pub extern "C" fn eg_model_layer_info(m: u32, layer: u32, out: u32) -> i32 {
         let model = s.table.model_mut(m, "model")?;
         let n = model.layers().len();
         let l = model.layers().get(layer as usize).ok_or_else(|| invalid(format!("layer: {layer} is out of range 0..{n}")))?;
-        out.u32(0, l.inputs as u32);
-        out.u32(1, l.outputs as u32);
-        out.u32(2, l.activation as u32);
-        out.u32(3, l.alpha.to_bits());
-        out.u32(4, l.w_offset as u32);
-        out.u32(5, l.b_offset as u32);
+        out.u32(0, l.kind as u32);
+        out.u32(1, l.inputs as u32);
+        out.u32(2, l.outputs as u32);
+        out.u32(3, l.activation as u32);
+        out.u32(4, l.alpha.to_bits());
+        out.u32(5, l.param_offset as u32);
+        out.u32(6, l.param_len as u32);
+        out.u32(7, l.buffer_offset as u32);
         Ok(())
     })
 }
 
-/// One training step on the first `batch` staged rows. out f32[0] = mean loss.
+/// out u32[4]: layer index, role (0 kernel, 1 bias, 2 gamma, 3 beta), element offset, length.
+/// Segments are every layer's parameter runs in arena order; parameter groups address them.
+#[no_mangle]
+pub extern "C" fn eg_model_segment_info(m: u32, seg: u32, out: u32) -> i32 {
+    call(|s| {
+        let out = Out::new(out)?;
+        let model = s.table.model_mut(m, "model")?;
+        let n = model.segments().len();
+        let sg = model.segments().get(seg as usize).ok_or_else(|| invalid(format!("segment: {seg} is out of range 0..{n}")))?;
+        out.u32(0, sg.layer as u32);
+        out.u32(1, sg.role as u32);
+        out.u32(2, sg.offset as u32);
+        out.u32(3, sg.len as u32);
+        Ok(())
+    })
+}
+
+/// Writes a step's result: f32 [loss, total gradient norm before clipping, clip scale].
+fn write_step(out: &Out, model: &Model) {
+    let st = model.stats();
+    out.f32(0, st[0]);
+    out.f32(1, st[1]);
+    out.f32(2, st[2]);
+}
+
+/// One training step on the first `batch` staged rows in the model's mode. out f32[3]: loss,
+/// total gradient norm before clipping, clip scale (the statistics block's header).
 #[no_mangle]
 pub extern "C" fn eg_model_train_staged(m: u32, batch: u32, out: u32) -> i32 {
     call(|s| {
         let out = Out::new(out)?;
-        let loss = s.table.model_mut(m, "model")?.train_staged(batch as usize)?;
-        out.f32(0, loss);
+        let model = s.table.model_mut(m, "model")?;
+        model.train_staged(batch as usize)?;
+        write_step(&out, model);
         Ok(())
     })
 }
 
-/// Forward + loss + backward on the staged rows without an update. out f32[0] = mean loss.
+/// Forward + loss + backward on the staged rows in the model's mode, without an update (a
+/// training-mode forward still commits batch-norm running statistics and draws dropout
+/// masks, as in PyTorch). out f32[0] = mean loss.
 #[no_mangle]
 pub extern "C" fn eg_model_grad_staged(m: u32, batch: u32, out: u32) -> i32 {
     call(|s| {
         let out = Out::new(out)?;
         let loss = s.table.model_mut(m, "model")?.gradients_staged(batch as usize)?;
         out.f32(0, loss);
+        Ok(())
+    })
+}
+
+/// Clipping and one optimizer update from the current gradient arena (after
+/// `eg_model_grad_staged`, possibly modified in place since), with the checks and statistics
+/// of a training step. out f32[3] as `eg_model_train_staged` (loss = the last one computed).
+/// InvalidState when the last gradient computation failed (its arena is not applied).
+#[no_mangle]
+pub extern "C" fn eg_model_apply_gradients(m: u32, out: u32) -> i32 {
+    call(|s| {
+        let out = Out::new(out)?;
+        let model = s.table.model_mut(m, "model")?;
+        model.apply_gradients()?;
+        write_step(&out, model);
         Ok(())
     })
 }
@@ -433,7 +504,7 @@ pub extern "C" fn eg_model_shuffle(m: u32, n: u32) -> i32 {
 }
 
 /// One training step on rows start..start+count of tensors x (n, inputs) and y (n, target
-/// width), in the last shuffle's order when use_perm = 1. out f32[0] = mean loss.
+/// width), in the last shuffle's order when use_perm = 1. out f32[3] as `eg_model_train_staged`.
 #[no_mangle]
 pub extern "C" fn eg_model_train_rows(m: u32, x: u32, y: u32, start: u32, count: u32, use_perm: u32, out: u32) -> i32 {
     call(|s| {
@@ -452,14 +523,16 @@ pub extern "C" fn eg_model_train_rows(m: u32, x: u32, y: u32, start: u32, count:
                 .train_rows(&xt.data, &yt.data, xt.rows, start as usize, count as usize, use_perm == 1)
                 .map_err(Failure::from)
         })();
+        if result.is_ok() {
+            write_step(&out, &model);
+        }
         s.table.put_model(m, model);
-        out.f32(0, result?);
-        Ok(())
+        result.map(drop)
     })
 }
 
-/// Inference on the first `batch` staged rows. out u32[0] = address of the (batch, outputs)
-/// result, valid until the next call on this model.
+/// Inference in eval mode on the first `batch` staged rows. out u32[0] = address of the
+/// (batch, outputs) result, valid until the next call on this model.
 #[no_mangle]
 pub extern "C" fn eg_model_predict_staged(m: u32, batch: u32, out: u32) -> i32 {
     call(|s| {
@@ -470,7 +543,8 @@ pub extern "C" fn eg_model_predict_staged(m: u32, batch: u32, out: u32) -> i32 {
     })
 }
 
-/// Loss and correct-prediction count on the staged rows. out: f32[0] loss, u32[1] correct.
+/// Loss and correct-prediction count in eval mode on the staged rows. out: f32[0] loss,
+/// u32[1] correct.
 #[no_mangle]
 pub extern "C" fn eg_model_evaluate_staged(m: u32, batch: u32, out: u32) -> i32 {
     call(|s| {
@@ -493,13 +567,110 @@ pub extern "C" fn eg_model_set_params(m: u32, src_ptr: u32, len: u32) -> i32 {
                 format!("weights: expected {} values, got {len}", model.params().len()),
             ));
         }
+        if len == 0 {
+            return Ok(());
+        }
         let p = region(src_ptr, len as usize * 4, 4, "weights")?;
-        // SAFETY: `region` checked the span and alignment. The source is caller memory, which
-        // may not overlap the model's own params arena for the copy to make sense; overlap
-        // would only make the copy a no-op, never unsound, because copy_from_slice on
-        // overlapping ranges is prevented by taking a copy first.
+        // SAFETY: `region` checked the span and alignment. The values are copied out first,
+        // so a source overlapping the model's own params arena is still read before written.
         let src: Vec<f32> = unsafe { core::slice::from_raw_parts(p as *const f32, len as usize) }.to_vec();
         model.set_params(&src).map_err(Failure::from)
+    })
+}
+
+/// Training mode (1: batch statistics, dropout on) or eval mode (0) for the train and gradient
+/// exports; predict and evaluate always run in eval mode. Models start in training mode.
+#[no_mangle]
+pub extern "C" fn eg_model_set_training(m: u32, on: u32) -> i32 {
+    call(|s| {
+        if on > 1 {
+            return Err(invalid(format!("training: must be 0 or 1, got {on}")));
+        }
+        s.table.model_mut(m, "model")?.set_training(on == 1);
+        Ok(())
+    })
+}
+
+/// Sets the optimizer's base learning rate (finite, >= 0); parameter groups keep their scale.
+#[no_mangle]
+pub extern "C" fn eg_model_set_lr(m: u32, lr: f32) -> i32 {
+    call(|s| s.table.model_mut(m, "model")?.set_lr(lr).map_err(Failure::from))
+}
+
+/// Per-segment optimizer settings: `n` (= the segment count) records of two f32 words at ptr,
+/// [lr scale, weight decay], in segment order. Defaults after compile: scale 1 and the
+/// optimizer's weight decay. All or nothing.
+#[no_mangle]
+pub extern "C" fn eg_model_set_param_groups(m: u32, ptr: u32, n: u32) -> i32 {
+    call(|s| {
+        let model = s.table.model_mut(m, "model")?;
+        let segments = model.segments().len();
+        if n as usize != segments {
+            return Err(Failure::new(Status::ShapeMismatch, format!("paramGroups: expected one record per segment ({segments}), got {n}")));
+        }
+        let groups: Vec<ParamGroup> = if n == 0 {
+            Vec::new()
+        } else {
+            let p = region(ptr, n as usize * 8, 4, "paramGroups")?;
+            // SAFETY: `region` checked that 2·n f32s at p are in linear memory and 4-aligned;
+            // copied out before any allocation.
+            let raw = unsafe { core::slice::from_raw_parts(p as *const f32, 2 * n as usize) };
+            raw.chunks_exact(2).map(|r| ParamGroup { lr_scale: r[0], weight_decay: r[1] }).collect()
+        };
+        model.set_param_groups(&groups).map_err(Failure::from)
+    })
+}
+
+/// Gradient clipping inside every update: by value (clamp to ±clip_value) first, then by
+/// global L2 norm (torch's clip_grad_norm_). 0 = off; both finite and >= 0.
+#[no_mangle]
+pub extern "C" fn eg_model_set_clipping(m: u32, clip_norm: f32, clip_value: f32) -> i32 {
+    call(|s| s.table.model_mut(m, "model")?.set_clipping(clip_norm, clip_value).map_err(Failure::from))
+}
+
+/// out u32[2]: address and length (floats) of the statistics block, rewritten by every
+/// successful update: [loss, total gradient norm before clipping, clip scale (1 = none), then
+/// per layer: gradient norm (before clipping), weight norm (after the update), update norm,
+/// update/weight ratio (0 when the weight norm is 0)]. Zeros before the first update.
+#[no_mangle]
+pub extern "C" fn eg_model_stats_ptr(m: u32, out: u32) -> i32 {
+    call(|s| {
+        let out = Out::new(out)?;
+        let model = s.table.model_mut(m, "model")?;
+        out.u32(0, addr(model.stats()));
+        out.u32(1, model.stats().len() as u32);
+        Ok(())
+    })
+}
+
+/// out u32[2]: address and length (floats) of the buffers arena (batch-norm running mean then
+/// running var per batchNorm layer, at each layer's buffer offset).
+#[no_mangle]
+pub extern "C" fn eg_model_buffers(m: u32, out: u32) -> i32 {
+    call(|s| {
+        let out = Out::new(out)?;
+        let model = s.table.model_mut(m, "model")?;
+        out.u32(0, addr(model.buffers()));
+        out.u32(1, model.buffers().len() as u32);
+        Ok(())
+    })
+}
+
+/// out u32[3]: address and length (floats) of the optimizer state arena and its number of
+/// roles; role r of a model with P parameters is floats r·P..(r+1)·P, laid out like params
+/// (sgd: momentum buffer; adam/adamw: exp_avg, exp_avg_sq[, max_exp_avg_sq]; rmsprop:
+/// square_avg[, grad_avg][, momentum buffer]; adagrad: sum). InvalidState before compile.
+#[no_mangle]
+pub extern "C" fn eg_model_optimizer_state(m: u32, out: u32) -> i32 {
+    call(|s| {
+        let out = Out::new(out)?;
+        let model = s.table.model_mut(m, "model")?;
+        let opt = model.optimizer().ok_or_else(|| Failure::new(Status::InvalidState, "model is not compiled: call compile() first"))?;
+        let roles = opt.state_roles();
+        out.u32(0, addr(model.optimizer_state()));
+        out.u32(1, model.optimizer_state().len() as u32);
+        out.u32(2, roles as u32);
+        Ok(())
     })
 }
 

@@ -1,0 +1,117 @@
+// The package as published: its "exports" map, the publint and arethetypeswrong checks, and what
+// the browser and Workers entry points may contain (no eval, no new Function, no Node built-ins).
+import { execFile } from "node:child_process";
+import { readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { runInNewContext } from "node:vm";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { findForbidden, importClosure, installPacked, packTarball, ROOT, tempDir } from "./harness.mjs";
+
+const run = promisify(execFile);
+const bin = (name: string) => join(ROOT, "node_modules", ".bin", name);
+
+interface Pkg {
+  type: string;
+  sideEffects: boolean;
+  files: string[];
+  exports: Record<string, string | Record<string, string>>;
+}
+
+describe("package", () => {
+  let tmp = "";
+  let pkgDir = "";
+  let pkg: Pkg;
+
+  beforeAll(async () => {
+    tmp = await tempDir("package");
+    pkgDir = await installPacked(tmp);
+    pkg = JSON.parse(await readFile(join(pkgDir, "package.json"), "utf8")) as Pkg;
+  }, 60_000);
+
+  afterAll(async () => {
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  it("is ESM without side effects, with types first and an entry per runtime", () => {
+    expect(pkg.type).toBe("module");
+    expect(pkg.sideEffects).toBe(false);
+    const root = pkg.exports["."] as Record<string, string>;
+    expect(Object.keys(root)).toEqual(["types", "workerd", "worker", "browser", "node", "default"]);
+    expect(root).toMatchObject({
+      workerd: "./dist/workerd.js",
+      worker: "./dist/workerd.js",
+      browser: "./dist/index.js",
+      node: "./dist/node.js",
+      default: "./dist/index.js",
+    });
+    for (const [sub, target] of Object.entries(pkg.exports)) {
+      if (typeof target === "object") expect(Object.keys(target)[0], sub).toBe("types");
+    }
+    expect(pkg.exports["./edgegrad.wasm"]).toMatchObject({ default: "./dist/edgegrad.wasm" });
+  });
+
+  it("ships every file its exports name (checked in the npm pack output)", async () => {
+    const targets = Object.values(pkg.exports).flatMap((t) => (typeof t === "string" ? [t] : Object.values(t)));
+    for (const t of new Set(targets)) await expect(readFile(join(pkgDir, t)), t).resolves.toBeDefined();
+  });
+
+  it("passes publint --strict", async () => {
+    const { stdout } = await run(bin("publint"), ["--strict", ROOT]);
+    expect(stdout).toMatch(/All good!/);
+  }, 60_000);
+
+  it("passes @arethetypeswrong/cli (profile esm-only: the package is ESM, CommonJS needs import())", async () => {
+    const tarball = await packTarball(tmp);
+    try {
+      // Exits non-zero on any problem; the JSON names them.
+      const { stdout } = await run(bin("attw"), [tarball, "--profile", "esm-only", "--format", "json"], { maxBuffer: 16 << 20 });
+      const report = JSON.parse(stdout) as { analysis: { entrypoints: Record<string, unknown> } };
+      expect(Object.keys(report.analysis.entrypoints).sort()).toEqual([".", "./edgegrad.wasm", "./inline", "./package.json"]);
+    } finally {
+      await rm(tarball, { force: true });
+    }
+  }, 60_000);
+
+  it("browser and Workers entries (and all they import) have no eval, new Function or Node built-ins", async () => {
+    for (const entry of ["index.js", "workerd.js", "inline.js"]) {
+      const files = await importClosure(join(pkgDir, "dist", entry));
+      expect(files.length, entry).toBeGreaterThanOrEqual(2); // the entry and the shared core
+      for (const f of files) expect(findForbidden(await readFile(f, "utf8")), f).toEqual([]);
+    }
+    // The scan does see these things: the Node entry imports node:fs.
+    expect(findForbidden(await readFile(join(pkgDir, "dist", "node.js"), "utf8")).join()).toMatch(/Node built-in/);
+    const bad = "new Function('return 1'); Function('x'); eval('x'); require('fs'); Buffer.from(''); process.versions; import('node:os')";
+    expect(findForbidden(bad)).toHaveLength(7);
+    // Only real uses count: not strings, comments, or a method that happens to be called eval.
+    const fine = "class M { eval() { return 1 } } new M().eval(); const s = `call eval() or new Function`; // require('fs')";
+    expect(findForbidden(fine)).toEqual([]);
+  });
+
+  it("the Workers entry insists on a compiled module in Cloudflare's runtime, recognised across realms", async () => {
+    type Entry = typeof import("../../ts/workerd.js");
+    const lib = (await import(/* @vite-ignore */ pathToFileURL(join(pkgDir, "dist", "workerd.js")).href)) as Entry;
+    const bytes = await readFile(join(pkgDir, "dist", "edgegrad.wasm"));
+    // A module from another realm is not `instanceof WebAssembly.Module` here, as in some Workers setups.
+    const foreign = runInNewContext("new WebAssembly.Module(b)", { b: bytes }) as WebAssembly.Module;
+    expect(foreign instanceof WebAssembly.Module).toBe(false);
+    const had = Object.getOwnPropertyDescriptor(globalThis, "navigator");
+    Object.defineProperty(globalThis, "navigator", { value: { userAgent: "Cloudflare-Workers" }, configurable: true });
+    try {
+      await expect(lib.init()).rejects.toThrow(/import wasm from "edgegrad\/edgegrad\.wasm"/);
+      await expect(lib.init(bytes)).rejects.toBeInstanceOf(lib.AbiError);
+      for (const source of [foreign, { module: foreign }]) {
+        const eg = await lib.init(source);
+        const t = eg.tensor(new Float32Array([1, 2]), [1, 2]);
+        expect(Array.from(t.data())).toEqual([1, 2]);
+        t.dispose();
+      }
+    } finally {
+      if (had) Object.defineProperty(globalThis, "navigator", had);
+      else delete (globalThis as { navigator?: unknown }).navigator;
+    }
+    // Outside Cloudflare (a browser's Web Worker, resolved through "worker") bytes are fine.
+    expect((await lib.init(bytes)).memory().liveHandles).toBe(0);
+  });
+});
