@@ -17,6 +17,19 @@ setup() {
   npm run --silent build:ts
 }
 
+# The browser tests drive Debian's chromium (test/runtimes); install it when apt can.
+ensure_chromium() {
+  if [[ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]]; then return; fi
+  if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
+    echo "setup: installing Debian's chromium for the browser tests" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "setup: /usr/bin/chromium is missing; install Debian's chromium (apt-get install chromium) for the browser tests" >&2
+    exit 1
+  fi
+}
+
 # Host cargo for the crates' native tests: rustup's when present, else Debian's.
 host_cargo() {
   if command -v cargo >/dev/null 2>&1; then cargo "$@"; else /usr/bin/cargo "$@"; fi
@@ -30,10 +43,13 @@ case "$cmd" in
     ;;
   test)
     setup
+    ensure_chromium
     host_cargo test --workspace --locked --release
     mkdir -p build
     status=0
     npx tsc --noEmit
+    echo "test: API reference (TypeDoc, warnings are errors)" >&2
+    npx typedoc --logLevel Warn
     npx vitest run --reporter=default --reporter=json --outputFile=build/vitest.json || status=$?
     # One summary line in the plain form CI reads: "N passed, N failed".
     node -e '

@@ -20,7 +20,10 @@ export type InitSource =
   | Response
   | PromiseLike<Response>
   | WebAssembly.Module
-  | { module: WebAssembly.Module };
+  | {
+      /** An already compiled edgegrad.wasm (e.g. a Workers module import). */
+      module: WebAssembly.Module;
+    };
 
 /** Reads a file-system path or file: URL into bytes (provided by the Node entry point). */
 export type ReadPath = (path: string | URL) => Promise<Uint8Array>;

@@ -22,7 +22,7 @@ export type Shape2D = readonly [rows: number, cols: number];
 export class Edgegrad {
   readonly #rt: Runtime;
 
-  /** Wraps a checked ABI; use `init()` instead of calling this directly. */
+  /** @internal Wraps a checked ABI; use `init()` instead of calling this directly. */
   constructor(abi: Abi) {
     this.#rt = new Runtime(abi);
   }

@@ -79,9 +79,18 @@ export type LayerWeights = DenseWeights | BatchNormWeights | DropoutWeights;
 
 /** What setWeights accepts per layer: a LayerWeights whose `kind` may be left out. */
 export type LayerWeightsInput =
-  | (Omit<DenseWeights, "kind"> & { kind?: "dense" })
-  | (Omit<BatchNormWeights, "kind"> & { kind?: "batchNorm" })
-  | { kind?: "dropout" };
+  | (Omit<DenseWeights, "kind"> & {
+      /** Optional tag; when present it must match the layer. */
+      kind?: "dense";
+    })
+  | (Omit<BatchNormWeights, "kind"> & {
+      /** Optional tag; when present it must match the layer. */
+      kind?: "batchNorm";
+    })
+  | {
+      /** Optional tag; when present it must match the layer. */
+      kind?: "dropout";
+    };
 
 /** A batchNorm layer's running statistics (copies), used in eval mode; not trained. */
 export interface BatchNormBuffers {
@@ -452,7 +461,7 @@ export class Sequential implements Disposable {
   /** Number of trainable parameters. */
   readonly paramCount: number;
 
-  /** Builds the model in wasm; use `Edgegrad.sequential()` instead of calling this directly. */
+  /** @internal Builds the model in wasm; use `Edgegrad.sequential()` instead of calling this directly. */
   constructor(rt: Runtime, opts: SequentialOptions, layers: readonly LayerSpec[]) {
     const o = checkOptions(opts, "sequential(opts)");
     const inputs = checkInt(o.inputs, "sequential(opts.inputs)");
@@ -608,6 +617,7 @@ export class Sequential implements Disposable {
     return this.#need("lr").lr;
   }
 
+  /** Sets the optimizer's base learning rate (parameter groups keep their ratio to it). */
   set lr(value: number) {
     const h = this.#h("lr");
     const c = this.#need("lr");

@@ -11,7 +11,7 @@ export class Tensor implements Disposable {
   /** [rows, cols]. */
   readonly shape: readonly [rows: number, cols: number];
 
-  /** Wraps a handle the runtime just created; use `Edgegrad.tensor()` / `zeros()` instead. */
+  /** @internal Wraps a handle the runtime just created; use `Edgegrad.tensor()` / `zeros()` instead. */
   constructor(rt: Runtime, handle: number, rows: number, cols: number) {
     this.#rt = rt;
     this.#handle = handle;
@@ -45,7 +45,7 @@ export class Tensor implements Disposable {
     return this.#handle;
   }
 
-  /** True when this tensor was made by the instance that owns `rt`. */
+  /** @internal True when this tensor was made by the instance that owns `rt`. */
   ownedBy(rt: Runtime): boolean {
     return this.#rt === rt;
   }
