@@ -8,7 +8,7 @@
 //   dist/core.js     the shared implementation (one copy, so error classes stay `instanceof`-equal)
 // and copies build/edgegrad.wasm to dist/edgegrad.wasm (with edgegrad.wasm.d.ts). Declarations
 // come from `tsc -p tsconfig.build.json` (see package.json "build:ts").
-import { copyFile, mkdir, stat, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, stat, writeFile } from "node:fs/promises";
 import { builtinModules } from "node:module";
 import { relative, resolve, sep } from "node:path";
 import typescript from "@rollup/plugin-typescript";
@@ -44,9 +44,12 @@ function copyWasm() {
 
 const ENTRIES = { index: "ts/index.ts", node: "ts/node.ts", workerd: "ts/workerd.ts", inline: "ts/inline.ts" };
 const ENTRY_FILES = new Set(Object.values(ENTRIES).map((f) => f.slice("ts/".length)));
+// Node-only modules (file I/O) stay in the node entry so the browser and Workers bundles never
+// import a Node built-in.
+const NODE_ONLY = new Set(["node-io.ts"]);
 const TS_DIR = resolve("ts");
 
-export default {
+const library = {
   input: ENTRIES,
   external: [...builtinModules, ...builtinModules.map((m) => `node:${m}`)],
   output: {
@@ -59,7 +62,7 @@ export default {
     // inline.ts imports it) stay in their entries.
     manualChunks(id) {
       const file = relative(TS_DIR, id).split(sep).join("/");
-      return /^[^.].*\.ts$/.test(file) && !ENTRY_FILES.has(file) ? "core" : undefined;
+      return /^[^.].*\.ts$/.test(file) && !ENTRY_FILES.has(file) && !NODE_ONLY.has(file) ? "core" : undefined;
     },
   },
   plugins: [
@@ -77,3 +80,27 @@ export default {
     copyWasm(),
   ],
 };
+
+// ---- CLI (issue 7): dist/cli.js, the `edgegrad` bin. A separate build so the manualChunks rule
+// above does not pull ts/cli/* into core.js; it imports the library through ./node.js (external),
+// so there is one copy of the library and the Node entry's wasm loading is reused.
+const NODE_ENTRY = resolve("ts/node.ts");
+const cli = {
+  input: { cli: "ts/cli/bin.ts" },
+  external: (id, importer) =>
+    builtinModules.includes(id.replace(/^node:/, "")) || (importer !== undefined && resolve(importer, "..", id).replace(/\.js$/, ".ts") === NODE_ENTRY),
+  output: {
+    dir: "dist",
+    format: "es",
+    sourcemap: true,
+    entryFileNames: "[name].js",
+    banner: "#!/usr/bin/env node",
+    paths: (id) => (id.replace(/\.js$/, ".ts") === NODE_ENTRY ? "./node.js" : id),
+  },
+  plugins: [
+    typescript({ tsconfig: "./tsconfig.json", include: ["ts/**/*.ts"], outDir: "dist", sourceMap: true, declaration: false, noEmitOnError: true }),
+    { name: "edgegrad-cli-chmod", writeBundle: (options) => chmod(`${options.dir}/cli.js`, 0o755) },
+  ],
+};
+
+export default [library, cli];

@@ -65,6 +65,10 @@ export const EXPORT_NAMES = [
   "eg_model_buffers",
   "eg_model_apply_gradients",
   "eg_model_optimizer_state",
+  "eg_model_save",
+  "eg_model_load",
+  "eg_model_set_buffers",
+  "eg_set_heap_limit",
 ] as const;
 
 type I = number;
@@ -104,6 +108,10 @@ interface Exports {
   eg_model_buffers(m: I, out: I): I;
   eg_model_apply_gradients(m: I, out: I): I;
   eg_model_optimizer_state(m: I, out: I): I;
+  eg_model_save(m: I, extraPtr: I, extraLen: I, out: I): I;
+  eg_model_load(m: I, ptr: I, len: I, out: I): I;
+  eg_model_set_buffers(m: I, src: I, len: I): I;
+  eg_set_heap_limit(bytes: I): I;
 }
 
 /** Allocator and handle statistics as reported by `eg_stats`. */
@@ -226,6 +234,11 @@ export class Abi {
     const ptr = this.#x.eg_alloc(bytes) >>> 0;
     if (ptr === 0) throw new OutOfMemoryError(`${where}: cannot allocate ${bytes} bytes on the WebAssembly heap`);
     return ptr;
+  }
+
+  /** Sets the heap limit in bytes (large allocations above it fail); returns the previous limit. */
+  setHeapLimit(bytes: number): number {
+    return this.#x.eg_set_heap_limit(bytes) >>> 0;
   }
 
   /** Frees a block from `alloc` (same size). */
@@ -385,6 +398,21 @@ export class Abi {
   /** Fills the out-scratch with the address, f32 length and role count of the optimizer state arena. */
   modelOptimizerState(m: number, where: string): void {
     this.#check(this.#x.eg_model_optimizer_state(m, this.out), where);
+  }
+
+  /** Serialises model `m` plus `extraLen` bytes at `extraPtr`; out-scratch: address and length of a block to `free`. */
+  modelSave(m: number, extraPtr: number, extraLen: number, where: string): void {
+    this.#check(this.#x.eg_model_save(m, extraPtr, extraLen, this.out), where);
+  }
+
+  /** Replaces the batch-norm running statistics with `len` floats at `src` (atomic). */
+  modelSetBuffers(m: number, src: number, len: number, where: string): void {
+    this.#check(this.#x.eg_model_set_buffers(m, src, len), where);
+  }
+
+  /** Checks checkpoint bytes (m = 0) or loads them into model `m`; out-scratch: offset and length of the extra section. */
+  modelLoad(m: number, ptr: number, len: number, where: string): void {
+    this.#check(this.#x.eg_model_load(m, ptr, len, this.out), where);
   }
 }
 

@@ -1,7 +1,8 @@
 // The entry object: one loaded edgegrad.wasm instance with its tensors, models and counters.
 
 import { loadAbi, type Abi, type InitSource, type ReadPath } from "./abi.js";
-import { checkInt, checkOptions, describe, InvalidArgumentError, ShapeError } from "./errors.js";
+import { stageCheckpoint, type LoadOptions } from "./checkpoint.js";
+import { CheckpointError, checkInt, checkOptions, describe, InvalidArgumentError, ShapeError } from "./errors.js";
 import type { LayerSpec } from "./layers.js";
 import { Runtime, type MemoryInfo } from "./memory.js";
 import { Sequential, type SequentialOptions } from "./model.js";
@@ -87,6 +88,39 @@ export class Edgegrad {
   /** Builds a sequential model taking `opts.inputs` features through `layers` (dense, batchNorm, dropout). */
   sequential(opts: SequentialOptions, layers: readonly LayerSpec[]): Sequential {
     return new Sequential(this.#rt, opts, layers);
+  }
+
+  /** A new model restored from `model.save()` bytes (architecture and the whole training state); see `Sequential.load`. */
+  load(bytes: Uint8Array, opts?: LoadOptions): Sequential {
+    const staged = stageCheckpoint(this.#rt.abi, bytes, opts, "load");
+    let model: Sequential;
+    try {
+      model = new Sequential(this.#rt, { inputs: staged.meta.inputs, seed: 0 }, staged.meta.layers);
+    } catch (e) {
+      // Layer specs that passed the CRC but not validation were hand-made: a malformed checkpoint.
+      if (e instanceof InvalidArgumentError || e instanceof ShapeError) {
+        throw new CheckpointError(`load: checkpoint: malformed: ${e.message}`, "malformed");
+      }
+      throw e;
+    } finally {
+      staged.release();
+    }
+    try {
+      return model.load(bytes, opts);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  }
+
+  /**
+   * Caps the wasm allocator's live bytes (default unlimited; 96 MiB in Cloudflare Workers, whose
+   * isolates have 128 MB): creating
+   * a tensor or model, or compiling, beyond it throws OutOfMemoryError and changes nothing;
+   * smaller models keep working. Returns the previous limit.
+   */
+  setHeapLimit(bytes: number): number {
+    return this.#rt.abi.setHeapLimit(checkInt(bytes, "setHeapLimit(bytes)", 1 << 20, 0xffff_ffff));
   }
 
   /** Live handles, allocator bytes, heap size, allocation count and GC-detected leaks. */

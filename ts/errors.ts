@@ -115,6 +115,25 @@ export class NonFiniteError extends EdgegradError {
   }
 }
 
+/** Why a checkpoint was refused. */
+export type CheckpointProblem = "magic" | "version" | "checksum" | "truncated" | "malformed" | "architecture" | "schedule";
+
+/**
+ * A checkpoint was refused: not a checkpoint (`magic`), another format `version`, corrupt
+ * (`checksum`, `truncated`, `malformed`), saved from another `architecture`, or saved with a
+ * schedule of another kind or configuration (`schedule`). Nothing was changed.
+ */
+export class CheckpointError extends InvalidArgumentError {
+  /** Which check failed. */
+  readonly problem: CheckpointProblem;
+
+  /** Creates a checkpoint error. */
+  constructor(message: string, problem: CheckpointProblem) {
+    super(message);
+    this.problem = problem;
+  }
+}
+
 /** The WebAssembly module is missing, malformed, or speaks another ABI version. */
 export class AbiError extends EdgegradError {
   /** Creates an ABI error. */

@@ -73,6 +73,7 @@ export type {
   CosineAnnealingLROptions,
   ExponentialLROptions,
   ReduceLROnPlateauOptions,
+  ScheduleCheckpoint,
   ScheduleName,
   StepLROptions,
 } from "./schedules.js";
@@ -86,6 +87,11 @@ export {
   NonFiniteError,
   AbiError,
   InternalError,
+  CheckpointError,
   STATUS_NAMES,
 } from "./errors.js";
-export type { NonFiniteDetails, StatusName } from "./errors.js";
+export type { CheckpointProblem, NonFiniteDetails, StatusName } from "./errors.js";
+export type { LoadOptions, SaveOptions } from "./checkpoint.js";
+export { toSafetensors, loadSafetensors, safetensorsNames } from "./safetensors.js";
+export { callbacks, earlyStopping, lrLogger, modelCheckpoint, EarlyStopping, LrLogger, ModelCheckpoint } from "./callbacks.js";
+export type { Callback, EarlyStoppingOptions, LrRecord, ModelCheckpointOptions, Monitor } from "./callbacks.js";

@@ -37,6 +37,7 @@ import { hasAccuracy, LOSSES, takesClassIds, type LossName } from "./losses.js";
 import { disposeSymbol, type Runtime } from "./memory.js";
 import { optimizerAbi, type OptimizerSpec } from "./optimizers.js";
 import { Schedule } from "./schedules.js";
+import { specsFromRecords, stageCheckpoint, writeCheckpoint, type LoadOptions, type SaveOptions } from "./checkpoint.js";
 import { Tensor } from "./tensor.js";
 
 /** Model inputs: a Float32Array of B*inputs values (row-major) or a (B, inputs) Tensor. */
@@ -248,9 +249,10 @@ export interface FitOptions {
   accuracy?: boolean;
   /**
    * Called after every epoch (after the schedule has stepped, so `model.lr` is already the next
-   * epoch's rate); a returned promise is awaited.
+   * epoch's rate); a returned promise is awaited. Returning `false` stops training after this
+   * epoch (what `callbacks()` from ts/callbacks.ts uses for early stopping).
    */
-  onEpochEnd?: (epoch: number, logs: EpochLogs) => void | Promise<void>;
+  onEpochEnd?: (epoch: number, logs: EpochLogs) => void | boolean | Promise<void | boolean>;
   /** Called synchronously after every training step with the model's step count and that step's stats. */
   onBatchEnd?: (step: number, stats: StepStats) => void;
   /** Learning-rate schedule stepped after every epoch (started from the current `lr` if it is not yet). */
@@ -438,6 +440,8 @@ export class Sequential implements Disposable {
   readonly #slots: readonly Slot[];
   readonly #segments: readonly Segment[];
   readonly #hasBatchNorm: boolean;
+  /** The validated ABI layer records (kept for checkpoints). */
+  readonly #records: readonly number[];
   /** f32 indices of the params and grads arenas (re-read after compile). */
   #params: number;
   #grads: number;
@@ -501,6 +505,7 @@ export class Sequential implements Disposable {
     this.#rt = rt;
     this.#abi = abi;
     this.#handle = handle;
+    this.#records = records;
     try {
       abi.modelInfo(handle, "sequential");
       this.inputs = inputs;
@@ -559,6 +564,11 @@ export class Sequential implements Disposable {
   }
 
   // ---- state ----
+
+  /** The validated layer specs this model was built from (copies). */
+  get specs(): LayerSpec[] {
+    return specsFromRecords(this.#records);
+  }
 
   /** True once `dispose()` has run. */
   get disposed(): boolean {
@@ -1013,7 +1023,7 @@ export class Sequential implements Disposable {
         if (logs.valLoss !== undefined) history.valLoss?.push(logs.valLoss);
         if (logs.valAccuracy !== undefined) history.valAccuracy?.push(logs.valAccuracy);
         if (schedule) this.lr = schedule.step(logs.valLoss ?? logs.loss);
-        if (onEpochEnd) await onEpochEnd(epoch, logs);
+        if (onEpochEnd && (await onEpochEnd(epoch, logs)) === false) break;
         await yieldToEventLoop();
       }
     } finally {
@@ -1026,8 +1036,11 @@ export class Sequential implements Disposable {
 
   // ---- inference ----
 
-  /** Outputs (logits for the cross-entropy losses) for every row of x, as a (B, outputs) row-major copy. */
-  predict(x: Inputs): Float32Array {
+  /**
+   * Outputs (logits for the cross-entropy losses) for every row of x, as a (B, outputs) row-major
+   * copy: a new array, or `out` (exactly B·outputs floats) filled and returned, which allocates nothing.
+   */
+  predict(x: Inputs, out?: Float32Array): Float32Array {
     const h = this.#h("predict");
     const c = this.#need("predict");
     const abi = this.#abi;
@@ -1035,12 +1048,21 @@ export class Sequential implements Disposable {
     try {
       this.#resolveX("predict(x)", x, sx);
       const o = this.outputs;
-      const out = new Float32Array(sx.rows * o);
+      const n = sx.rows * o;
+      if (out === undefined) {
+        out = new Float32Array(n);
+      } else if (!(out instanceof Float32Array)) {
+        throw new InvalidArgumentError(`predict(out): expected a Float32Array, got ${describe(out)}`);
+      } else if (out.length !== n) {
+        throw new ShapeError(`predict(out): expected ${sx.rows}x${o} = ${n} floats, got ${out.length}`);
+      }
       for (let start = 0; start < sx.rows; start += c.maxBatch) {
         const count = Math.min(c.maxBatch, sx.rows - start);
         this.#copyRows(sx, start, count, c.xStage);
         const at = abi.modelPredictStaged(h, count, "predict") >>> 2;
-        out.set(abi.f32.subarray(at, at + count * o), start * o);
+        // An element loop, not out.set(f32.subarray(..)): the subarray view is an allocation.
+        const f32 = abi.f32;
+        for (let i = 0, d = start * o, len = count * o; i < len; i++) out[d + i] = f32[at + i]!;
       }
       return out;
     } finally {
@@ -1210,6 +1232,104 @@ export class Sequential implements Disposable {
       out.push({ layer: l, runningMean: f32.slice(b, b + s.units), runningVar: f32.slice(b + s.units, b + 2 * s.units) });
     });
     return out;
+  }
+
+  /** Replaces every batchNorm layer's running mean and variance (the getBuffers() layout; finite, variances >= 0); all or nothing. */
+  setBuffers(buffers: readonly BatchNormBuffers[]): void {
+    const h = this.#h("setBuffers");
+    const bn = this.#slots.flatMap((s, l) => (s.kind === "batchNorm" ? [{ s, l }] : []));
+    if (!Array.isArray(buffers) || buffers.length !== bn.length) {
+      throw new ShapeError(`setBuffers(buffers): expected ${bn.length} entries (one per batchNorm layer), got ${describe(buffers)}`);
+    }
+    const total = bn.reduce((n, { s }) => n + 2 * s.units, 0);
+    bn.forEach(({ s, l }, i) => {
+      const b = buffers[i] as Partial<BatchNormBuffers> | null;
+      const name = `setBuffers(buffers[${i}])`;
+      if (b === null || typeof b !== "object" || b.layer !== l) throw new InvalidArgumentError(`${name}.layer: expected ${l}, got ${describe(b?.layer)}`);
+      for (const k of ["runningMean", "runningVar"] as const) {
+        const a = b[k];
+        if (!(a instanceof Float32Array)) throw new InvalidArgumentError(`${name}.${k}: expected a Float32Array, got ${describe(a)}`);
+        if (a.length !== s.units) throw new ShapeError(`${name}.${k}: expected ${s.units} values, got ${a.length}`);
+        checkFinite(`${name}.${k}`, a);
+        if (k === "runningVar" && a.some((v) => v < 0)) throw new InvalidArgumentError(`${name}.runningVar: variances must be >= 0`);
+      }
+    });
+    if (total === 0) return;
+    const abi = this.#abi;
+    const src = abi.alloc(total * 4, "setBuffers");
+    try {
+      const f32 = abi.f32;
+      bn.forEach(({ s }, i) => {
+        f32.set(buffers[i]!.runningMean, (src >>> 2) + s.buffer);
+        f32.set(buffers[i]!.runningVar, (src >>> 2) + s.buffer + s.units);
+      });
+      abi.modelSetBuffers(h, src, total, "setBuffers");
+    } finally {
+      abi.free(src, total * 4);
+    }
+  }
+
+  // ---- checkpoints (ts/checkpoint.ts, crates/nn/src/checkpoint.rs) ----
+
+  /**
+   * The whole training state as bytes: architecture, compile settings, parameters, batch-norm
+   * statistics, optimizer state and step, learning rate, RNG and shuffle state, and (when
+   * passed) the schedule's position; loading it resumes training bit-identically.
+   */
+  save(opts?: SaveOptions): Uint8Array {
+    const h = this.#h("save");
+    const o = checkOptions(opts, "save(opts)");
+    if (o.schedule !== undefined && !(o.schedule instanceof Schedule)) {
+      throw new InvalidArgumentError(`save(opts.schedule): expected a schedule such as stepLR({ stepSize }), got ${describe(o.schedule)}`);
+    }
+    const c = this.#compiled;
+    return writeCheckpoint(
+      this.#abi,
+      h,
+      {
+        format: "edgegrad-ts",
+        version: 1,
+        inputs: this.inputs,
+        layers: this.specs,
+        compiled: c && { loss: c.loss, lr: c.lr, optimizer: c.optimizer },
+        stepped: this.#stepped,
+        schedule: o.schedule?.checkpointState() ?? null,
+      },
+      "save",
+    );
+  }
+
+  /**
+   * Replaces this model's whole state with a checkpoint from `save()` of a model with the same
+   * architecture (and restores `opts.schedule`); a refused checkpoint (CheckpointError) changes nothing.
+   */
+  load(bytes: Uint8Array, opts?: LoadOptions): this {
+    const h = this.#h("load");
+    if (this.#fitting) throw new StateError("load: not allowed while fit() is running");
+    const staged = stageCheckpoint(this.#abi, bytes, opts, "load");
+    try {
+      staged.commit(h);
+    } finally {
+      staged.release();
+    }
+    const abi = this.#abi;
+    const meta = staged.meta;
+    abi.modelInfo(h, "load");
+    this.#params = abi.outU32(INFO_PARAMS) >>> 2;
+    this.#grads = abi.outU32(INFO_GRADS) >>> 2;
+    this.#training = abi.outU32(INFO_TRAINING) === 1;
+    this.#stepped = meta.stepped;
+    this.#compiled = meta.compiled && {
+      loss: meta.compiled.loss,
+      classIds: takesClassIds(meta.compiled.loss),
+      maxBatch: abi.outU32(INFO_MAX_BATCH),
+      targetWidth: abi.outU32(INFO_TARGET_WIDTH),
+      xStage: abi.outU32(INFO_X_STAGE) >>> 2,
+      yStage: abi.outU32(INFO_Y_STAGE) >>> 2,
+      lr: meta.compiled.lr,
+      optimizer: optimizerAbi(meta.compiled.optimizer, "load").spec,
+    };
+    return this;
   }
 
   // ---- lifetime ----

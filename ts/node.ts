@@ -8,6 +8,7 @@ import { initWith, type Edgegrad } from "./edgegrad.js";
 import { AbiError } from "./errors.js";
 
 export * from "./index.js";
+export { saveCheckpoint, loadCheckpoint } from "./node-io.js";
 
 const readPath: ReadPath = async (path) => readFile(path instanceof URL ? fileURLToPath(path) : path);
 

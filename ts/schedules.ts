@@ -67,6 +67,55 @@ export abstract class Schedule {
     return this.#lr;
   }
 
+  /**
+   * @internal The schedule's position and configuration as JSON-safe values (non-finite
+   * numbers as strings), for checkpoints.
+   */
+  checkpointState(): ScheduleCheckpoint {
+    return {
+      name: this.name,
+      config: JSON.stringify(this.#config()),
+      position: [this.#base, this.#epoch, this.#lr, ...this.extraState()].map(encodeNumber),
+    };
+  }
+
+  /** @internal Throws unless `state` came from a schedule of the same kind and configuration. */
+  checkCheckpointState(state: ScheduleCheckpoint): void {
+    if (state.name !== this.name || state.config !== JSON.stringify(this.#config())) {
+      throw new InvalidArgumentError(`the checkpoint's schedule is ${state.name} ${state.config}, this one is ${this.name} ${JSON.stringify(this.#config())}`);
+    }
+    const p = state.position;
+    const ok =
+      Array.isArray(p) &&
+      p.length === 3 + this.extraState().length &&
+      p.every((v) => typeof v === "number" || v === "NaN" || v === "Infinity" || v === "-Infinity") &&
+      Number.isInteger(decodeNumber(p[1]!)) &&
+      decodeNumber(p[1]!) >= -1;
+    if (!ok) throw new InvalidArgumentError(`the checkpoint's ${state.name} position is malformed`);
+  }
+
+  /** @internal Restores a position from `checkpointState()` (checked by `checkCheckpointState`). */
+  restoreCheckpointState(state: ScheduleCheckpoint): void {
+    const [base, epoch, lr, ...extra] = state.position.map(decodeNumber);
+    this.#base = base!;
+    this.#epoch = epoch!;
+    this.#lr = lr!;
+    this.restoreExtraState(extra);
+  }
+
+  /** The public readonly configuration fields (everything enumerable on the instance). */
+  #config(): Record<string, unknown> {
+    return Object.fromEntries(Object.entries(this).map(([k, v]) => [k, typeof v === "number" ? encodeNumber(v) : v]));
+  }
+
+  /** Subclass hook: state kept between steps, as numbers. */
+  protected extraState(): number[] {
+    return [];
+  }
+
+  /** Subclass hook: restores `extraState()`. */
+  protected restoreExtraState(_values: number[]): void {}
+
   /** Whether `step` needs the monitored metric. */
   protected get needsMetric(): boolean {
     return false;
@@ -296,6 +345,14 @@ export class ReduceLROnPlateau extends Schedule {
     return base;
   }
 
+  protected override extraState(): number[] {
+    return [this.#best, this.#bad, this.#cooldownLeft];
+  }
+
+  protected override restoreExtraState(values: number[]): void {
+    [this.#best, this.#bad, this.#cooldownLeft] = values as [number, number, number];
+  }
+
   #isBetter(a: number): boolean {
     const best = this.#best;
     const t = this.threshold;
@@ -325,6 +382,24 @@ export class ReduceLROnPlateau extends Schedule {
     }
     return lr;
   }
+}
+
+/** A schedule's position in a checkpoint (JSON-safe). */
+export interface ScheduleCheckpoint {
+  /** Which schedule wrote this state. */
+  name: ScheduleName;
+  /** JSON of the configuration, compared on restore. */
+  config: string;
+  /** base, epoch, lr, then the subclass's state; non-finite numbers as strings. */
+  position: (number | string)[];
+}
+
+function encodeNumber(v: number): number | string {
+  return Number.isFinite(v) ? v : String(v);
+}
+
+function decodeNumber(v: number | string): number {
+  return typeof v === "number" ? v : Number(v);
 }
 
 /** Decays the rate by `gamma` every `stepSize` epochs (torch StepLR). */

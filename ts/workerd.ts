@@ -17,6 +17,9 @@ import { AbiError } from "./errors.js";
 
 export * from "./index.js";
 
+/** Default heap limit inside Cloudflare Workers (see `Edgegrad.setHeapLimit`). */
+const WORKERS_HEAP_LIMIT = 96 << 20;
+
 const HOW = 'import wasm from "edgegrad/edgegrad.wasm" in your Worker and call init(wasm) or init({ module: wasm })';
 
 /** True inside Cloudflare's runtime (workerd sets this user agent). */
@@ -40,6 +43,11 @@ export async function init(source?: InitSource): Promise<Edgegrad> {
         `init(source): Cloudflare Workers refuse to compile WebAssembly from bytes, URLs or responses; ${HOW}`,
       );
     }
+    // A Workers isolate has 128 MB: refuse arenas past 96 MiB with OutOfMemoryError instead of
+    // letting the isolate be killed (change with eg.setHeapLimit).
+    const eg = await initWith(source);
+    eg.setHeapLimit(WORKERS_HEAP_LIMIT);
+    return eg;
   }
   return initWith(source ?? new URL("./edgegrad.wasm", import.meta.url));
 }

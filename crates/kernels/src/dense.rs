@@ -72,6 +72,10 @@ pub fn dense_infer(
         act,
         alpha,
     };
+    if bsz <= gemm::SMALL_M && bsz * o * i > 64 {
+        gemm::gemm_smallm_epilogue(bsz, o, i, nn_a(x, i), nn_b(w, o), &mut y[..bsz * o], false, &mut epi);
+        return;
+    }
     gemm_packed(
         bsz,
         o,
@@ -317,10 +321,13 @@ mod tests {
     use crate::gemm::GEMM_SCRATCH_LEN;
     use crate::test_util::{act_f64, assert_close_each, Rng};
 
-    /// (B, I, O): unit, odd, tile-exact, tails on every side, a K block crossed (I = 300), and
-    /// empty batch / empty input.
-    const SHAPES: [(usize, usize, usize); 9] = [
+    /// (B, I, O): unit, odd, tile-exact, tails on every side, a K block crossed (I = 300), the
+    /// small-batch GEMM path (B ≤ 4: wide, 4-wide and scalar column tails), and empty batch /
+    /// empty input.
+    const SHAPES: [(usize, usize, usize); 11] = [
         (1, 1, 1),
+        (1, 70, 45),
+        (4, 33, 19),
         (3, 5, 7),
         (4, 8, 8),
         (17, 33, 10),

@@ -53,10 +53,19 @@ impl std::error::Error for NnError {}
 
 pub type Result<T> = core::result::Result<T, NnError>;
 
+/// True while [`alloc_f32`] reserves: a global allocator may then refuse the allocation (a heap
+/// limit, see crates/wasm/src/alloc.rs) because this caller turns that into OutOfMemory. Every
+/// other allocation must succeed or abort, so a limit must not apply to it.
+pub static FALLIBLE_ALLOC: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// A zero-filled f32 buffer, or OutOfMemory instead of aborting when the heap is exhausted.
 pub fn alloc_f32(len: usize, what: &str) -> Result<Vec<f32>> {
+    use core::sync::atomic::Ordering::Relaxed;
     let mut v: Vec<f32> = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| {
+    FALLIBLE_ALLOC.store(true, Relaxed);
+    let reserved = v.try_reserve_exact(len);
+    FALLIBLE_ALLOC.store(false, Relaxed);
+    reserved.map_err(|_| {
         NnError::new(ErrorKind::OutOfMemory, format!("{what}: cannot allocate {len} floats"))
     })?;
     v.resize(len, 0.0);

@@ -7,6 +7,7 @@
 // clipping, step) rather than one-off structs, mirroring the C ABI one level up.
 #![allow(clippy::too_many_arguments)]
 
+pub mod checkpoint;
 pub mod error;
 pub mod init;
 pub mod model;

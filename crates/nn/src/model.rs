@@ -409,6 +409,64 @@ impl Model {
     pub fn rng_state(&self) -> [u64; 4] {
         self.rng.state()
     }
+    /// Replaces the batch-norm running statistics (same layout as `buffers()`; every running
+    /// variance ≥ 0); all-or-nothing.
+    pub fn set_buffers(&mut self, src: &[f32]) -> Result<()> {
+        if src.len() != self.buffers.len() {
+            return Err(NnError::shape(format!("buffers: expected {} values, got {}", self.buffers.len(), src.len())));
+        }
+        if let Some(i) = src.iter().position(|v| !v.is_finite()) {
+            return Err(NnError::non_finite(format!("buffers: non-finite value at index {i}")));
+        }
+        for layer in self.layers.iter().filter(|l| l.kind == LayerKind::BatchNorm) {
+            let var = &src[layer.buffer_offset + layer.outputs..layer.buffer_offset + layer.buffer_len];
+            if let Some(v) = var.iter().find(|v| **v < 0.0) {
+                return Err(NnError::invalid(format!("buffers: running variance {v} is negative")));
+            }
+        }
+        self.buffers.copy_from_slice(src);
+        Ok(())
+    }
+    /// The permutation of the last `shuffle` (empty before the first), for checkpoints.
+    pub fn permutation(&self) -> &[u32] {
+        self.train.as_ref().map_or(&[], |t| &t.perm)
+    }
+
+    /// Checkpoint restore (see `checkpoint`): overwrites the arenas, step count, RNG and
+    /// permutation of a freshly built (and compiled, when `opt_state` is non-empty) model after
+    /// checking every length and that the permutation is one. All-or-nothing.
+    pub(crate) fn restore_state(&mut self, params: &[f32], buffers: &[f32], stats: &[f32], opt_state: &[f32], step: u64, rng: Rng, perm: Vec<u32>) -> Result<()> {
+        let len = |what: &str, want: usize, got: usize| -> Result<()> {
+            if want == got { Ok(()) } else { Err(NnError::shape(format!("{what}: expected {want} values, got {got}"))) }
+        };
+        len("params", self.params.len(), params.len())?;
+        len("buffers", self.buffers.len(), buffers.len())?;
+        len("stats", self.stats.len(), stats.len())?;
+        len("optimizer state", self.optimizer_state().len(), opt_state.len())?;
+        let mut seen = vec![false; perm.len()];
+        for &i in &perm {
+            match seen.get_mut(i as usize) {
+                Some(s) if !*s => *s = true,
+                _ => return Err(NnError::invalid("permutation: not a permutation of 0..n")),
+            }
+        }
+        if self.train.is_none() && (step != 0 || !perm.is_empty()) {
+            return Err(NnError::invalid("step / permutation given for an uncompiled model"));
+        }
+        if let Some(i) = params.iter().chain(buffers).position(|v| !v.is_finite()) {
+            return Err(NnError::non_finite(format!("params/buffers: non-finite value at index {i}")));
+        }
+        self.params.copy_from_slice(params);
+        self.buffers.copy_from_slice(buffers);
+        self.stats.copy_from_slice(stats);
+        if let Some(t) = self.train.as_mut() {
+            t.opt_state.copy_from_slice(opt_state);
+            t.step = step;
+            t.perm = perm;
+        }
+        self.rng = rng;
+        Ok(())
+    }
     pub fn is_compiled(&self) -> bool {
         self.train.is_some()
     }

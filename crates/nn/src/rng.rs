@@ -29,6 +29,12 @@ impl Rng {
         self.s
     }
 
+    /// A generator continuing from a raw `state()` (checkpoints); None for the all-zero state,
+    /// which xoshiro never reaches and from which it would only produce zeros.
+    pub fn from_state(s: [u64; 4]) -> Option<Self> {
+        (s != [0; 4]).then_some(Rng { s })
+    }
+
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);

@@ -9,6 +9,26 @@ pub struct CountingAlloc;
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
 static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+/// Live-byte ceiling (`set_limit`); unlimited by default (the wasm32 address space caps it at
+/// 4 GiB); ts/workerd.ts sets 96 MiB inside Cloudflare Workers, whose isolates have 128 MB. Only allocations made through `edgegrad_nn::error::alloc_f32`
+/// (tensors, parameter/optimizer/activation arenas: everything that grows with a model) are
+/// refused at the limit; any other refusal would abort, i.e. trap the instance.
+static LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Sets the live-byte ceiling; an arena allocation that would cross it fails (OutOfMemory).
+pub fn set_limit(bytes: usize) {
+    LIMIT.store(bytes, Relaxed);
+}
+
+/// The live-byte ceiling.
+pub fn limit() -> usize {
+    LIMIT.load(Relaxed)
+}
+
+/// True when an allocation of `size` more bytes must be refused.
+fn over_limit(size: usize) -> bool {
+    edgegrad_nn::error::FALLIBLE_ALLOC.load(Relaxed) && LIVE_BYTES.load(Relaxed).saturating_add(size) > LIMIT.load(Relaxed)
+}
 
 fn note_alloc(size: usize) {
     let live = LIVE_BYTES.fetch_add(size, Relaxed) + size;
@@ -20,6 +40,9 @@ fn note_alloc(size: usize) {
 // are plain atomics and never affect the returned pointers.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if over_limit(layout.size()) {
+            return core::ptr::null_mut();
+        }
         // SAFETY: same contract as the caller's.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
@@ -28,6 +51,9 @@ unsafe impl GlobalAlloc for CountingAlloc {
         p
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if over_limit(layout.size()) {
+            return core::ptr::null_mut();
+        }
         // SAFETY: same contract as the caller's.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
@@ -41,6 +67,9 @@ unsafe impl GlobalAlloc for CountingAlloc {
         LIVE_BYTES.fetch_sub(layout.size(), Relaxed);
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size > layout.size() && over_limit(new_size - layout.size()) {
+            return core::ptr::null_mut();
+        }
         // SAFETY: same contract as the caller's.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {

@@ -149,6 +149,17 @@ pub extern "C" fn eg_free(ptr: u32, bytes: u32) {
     }
 }
 
+/// Sets the heap limit: creating a tensor, model arena or training arena that would take the
+/// allocator's live bytes above `bytes` fails with OutOfMemory (other, transient allocations are
+/// not refused). Returns the previous limit (u32::MAX = unlimited, the default; ts/workerd.ts
+/// sets 96 MiB in Cloudflare Workers).
+#[no_mangle]
+pub extern "C" fn eg_set_heap_limit(bytes: u32) -> u32 {
+    let previous = alloc::limit().min(u32::MAX as usize) as u32;
+    alloc::set_limit(bytes as usize);
+    previous
+}
+
 /// Address of the last failure's UTF-8 message.
 #[no_mangle]
 pub extern "C" fn eg_last_error_ptr() -> u32 {
@@ -670,6 +681,84 @@ pub extern "C" fn eg_model_optimizer_state(m: u32, out: u32) -> i32 {
         out.u32(0, addr(model.optimizer_state()));
         out.u32(1, model.optimizer_state().len() as u32);
         out.u32(2, roles as u32);
+        Ok(())
+    })
+}
+
+/// Replaces the batch-norm running statistics with `len` f32 at src_ptr (the buffers arena's
+/// layout, see `eg_model_buffers`); finite, variances >= 0; all or nothing.
+#[no_mangle]
+pub extern "C" fn eg_model_set_buffers(m: u32, src_ptr: u32, len: u32) -> i32 {
+    call(|s| {
+        let model = s.table.model_mut(m, "model")?;
+        if len as usize != model.buffers().len() {
+            return Err(Failure::new(Status::ShapeMismatch, format!("buffers: expected {} values, got {len}", model.buffers().len())));
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let p = region(src_ptr, len as usize * 4, 4, "buffers")?;
+        // SAFETY: `region` checked the span and alignment; copied out before the model is written.
+        let src: Vec<f32> = unsafe { core::slice::from_raw_parts(p as *const f32, len as usize) }.to_vec();
+        model.set_buffers(&src).map_err(Failure::from)
+    })
+}
+
+/// Serialises model `m` with `extra_len` caller bytes at extra_ptr (see
+/// edgegrad_nn::checkpoint for the format). out u32: [address, byte length] of a new block the
+/// caller must release with `eg_free(address, length)`.
+#[no_mangle]
+pub extern "C" fn eg_model_save(m: u32, extra_ptr: u32, extra_len: u32, out: u32) -> i32 {
+    call(|s| {
+        let out = Out::new(out)?;
+        let extra: Vec<u8> = if extra_len == 0 {
+            Vec::new()
+        } else {
+            let p = region(extra_ptr, extra_len as usize, 1, "extra")?;
+            // SAFETY: `region` checked the span; copied out before any allocation.
+            unsafe { core::slice::from_raw_parts(p as *const u8, extra_len as usize) }.to_vec()
+        };
+        let bytes = edgegrad_nn::checkpoint::save(s.table.model_mut(m, "model")?, &extra)?;
+        let ptr = eg_alloc(bytes.len() as u32);
+        if ptr == 0 {
+            return Err(Failure::new(Status::OutOfMemory, format!("checkpoint: cannot allocate {} bytes", bytes.len())));
+        }
+        // SAFETY: eg_alloc returned a fresh block of bytes.len() bytes.
+        unsafe { core::slice::from_raw_parts_mut(ptr as usize as *mut u8, bytes.len()) }.copy_from_slice(&bytes);
+        out.u32(0, ptr);
+        out.u32(1, bytes.len() as u32);
+        Ok(())
+    })
+}
+
+/// Parses and checks `len` checkpoint bytes at ptr. With m = 0 only checks them; otherwise
+/// also checks that model m has the same architecture and then replaces its whole state (all
+/// or nothing). out u32: [byte offset, byte length] of the extra section within the bytes, loss
+/// id (u32::MAX when the checkpoint is not compiled)].
+#[no_mangle]
+pub extern "C" fn eg_model_load(m: u32, ptr: u32, len: u32, out: u32) -> i32 {
+    call(|s| {
+        let out = Out::new(out)?;
+        if m != 0 {
+            s.table.model_mut(m, "model")?;
+        }
+        let bytes: Vec<u8> = if len == 0 {
+            Vec::new()
+        } else {
+            let p = region(ptr, len as usize, 1, "checkpoint")?;
+            // SAFETY: `region` checked the span; copied out before any allocation.
+            unsafe { core::slice::from_raw_parts(p as *const u8, len as usize) }.to_vec()
+        };
+        let parsed = edgegrad_nn::checkpoint::parse(&bytes)?;
+        let loss = parsed.model.loss().map_or(u32::MAX, |l| l as u32);
+        if m != 0 {
+            let model = s.table.model_mut(m, "model")?;
+            edgegrad_nn::checkpoint::same_architecture(model, &parsed.model)?;
+            *model = parsed.model;
+        }
+        out.u32(0, parsed.extra.start as u32);
+        out.u32(1, parsed.extra.len() as u32);
+        out.u32(2, loss);
         Ok(())
     })
 }
