@@ -17,15 +17,19 @@ setup() {
   npm run --silent build:ts
 }
 
-# The browser tests drive Debian's chromium (test/runtimes); install it when apt can.
-ensure_chromium() {
-  if [[ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]]; then return; fi
+# The browser tests drive Debian's chromium (test/runtimes) and the interop tests run Debian's
+# PyTorch (test/interop); install them when apt can.
+ensure_test_packages() {
+  local missing=()
+  [[ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]] || missing+=(chromium)
+  /usr/bin/python3 -c "import torch" >/dev/null 2>&1 || missing+=(python3-torch)
+  if [[ ${#missing[@]} == 0 ]]; then return; fi
   if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
-    echo "setup: installing Debian's chromium for the browser tests" >&2
+    echo "setup: installing Debian packages for the tests: ${missing[*]}" >&2
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "setup: /usr/bin/chromium is missing; install Debian's chromium (apt-get install chromium) for the browser tests" >&2
+    echo "setup: missing ${missing[*]}; install them (apt-get install ${missing[*]}) to run every test" >&2
     exit 1
   fi
 }
@@ -43,7 +47,7 @@ case "$cmd" in
     ;;
   test)
     setup
-    ensure_chromium
+    ensure_test_packages
     host_cargo test --workspace --locked --release
     mkdir -p build
     status=0

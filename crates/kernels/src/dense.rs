@@ -38,6 +38,10 @@ pub fn dense_forward(
         alpha,
         y: &mut y[..bsz * o],
     };
+    if (1..=gemm::SMALL_M).contains(&bsz) {
+        gemm::gemm_smallm_epilogue(bsz, o, i, nn_a(x, i), nn_b(w, o), z, false, &mut epi);
+        return;
+    }
     gemm_packed(
         bsz,
         o,
@@ -72,8 +76,8 @@ pub fn dense_infer(
         act,
         alpha,
     };
-    if bsz <= gemm::SMALL_M && bsz * o * i > 64 {
-        gemm::gemm_smallm_epilogue(bsz, o, i, nn_a(x, i), nn_b(w, o), &mut y[..bsz * o], false, &mut epi);
+    if (1..=gemm::SMALL_M).contains(&bsz) {
+        gemm::gemm_smallm_epilogue(bsz, o, i, nn_a(x, i), nn_b(w, o), y, false, &mut epi);
         return;
     }
     gemm_packed(
