@@ -15,8 +15,9 @@ beforeAll(async () => {
 });
 
 /**
- * 37 → 45 → 3 → 13 → 9: N = 45 takes the 8-wide, 4-wide and scalar column loops, N = 3 only
- * the scalar one; K = 37 and 45 end in a partial group of B rows, K = 3 is below one group.
+ * 37 → 45 → 3 → 13 → 9: N = 45 takes five 8-wide column blocks and a 5-column scalar tail,
+ * N = 3 only the scalar tail; K = 37 and 45 end in a partial group of rows of w, K = 3 is below
+ * one group.
  */
 function model(maxBatch: number): Sequential {
   const m = eg.sequential({ inputs: 37, seed: 7 }, [

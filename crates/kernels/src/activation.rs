@@ -289,9 +289,9 @@ pub fn erf(x: f64) -> f64 {
 /// right tail (where 1 − erf would cancel).
 ///
 /// Out of line: inlined into every activation-generic loop (dense epilogues, derivative
-/// passes, batch norm) it cost 10 KB of wasm (197.5 → 187.4 KB). The call is lost in erfc's own
-/// work: a GELU MLP (256-256-256-10, batch 128) trains at 4.20-4.39 ms/step out of line, 4.25-4.45
-/// inlined (Node 20).
+/// passes, batch norm) it cost 10 KB of wasm (197.5 → 187.4 KB). The call is lost in erfc's
+/// own work: a GELU MLP (256-256-256-10, batch 128) trains at 4.20-4.39 ms/step out of line,
+/// 4.25-4.45 inlined (Node 20).
 #[inline(never)]
 pub fn erfc(x: f64) -> f64 {
     if x >= 1.0 {

@@ -20,9 +20,9 @@
 //!   computed into a stack tile and the valid part copied out.
 //! - Tiny products (M·N <= 4 or M·N·K <= 64) skip all of that and run the naive loop, which is
 //!   faster there (numbers at the check).
-//! - Few rows (M <= 16, B rows contiguous: NN and TN) skip packing too: `gemm_smallm` streams
-//!   B in address order, KB rows per pass, C[r, 0..N] += Σ A[r,p]·B[p, 0..N] with N vectorised
-//!   (inference on one sample or a small batch; numbers at `SMALL_M`).
+//! - Few rows (M <= 16, B rows contiguous) skip packing too: `gemm_smallm` streams B in
+//!   address order, KB rows per pass, C[r, 0..N] += Σ A[r,p]·B[p, 0..N] with N vectorised.
+//!   The dense forward (training and inference) takes it for batches up to `SMALL_M`.
 //! - After a tile's last K block an optional epilogue runs on it while it is still in cache
 //!   (dense layers fuse bias + activation there).
 //! - Packing scratch (`GEMM_SCRATCH_LEN` floats) comes from the caller: nothing allocates.
@@ -55,7 +55,8 @@ mod arch {
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     pub(super) use super::scalar::gemm_f32_4x8_scalar as microkernel;
 
-    /// The small-M kernel: an MR×4·NV block of C straight from unpacked A and B rows.
+    /// The small-M kernel: C[0..MR, 0..n8] += A[0..MR, p0..p0+KB]·B[p0..p0+KB, 0..n8], reading
+    /// A and the rows of B in place (no packing).
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     pub(super) use super::simd128::gemm_f32_rowstream_simd128 as rowstream;
 
@@ -357,15 +358,15 @@ pub(crate) fn gemm_packed<E: Epilogue>(
         epi.apply(c, n, 0..m, 0..n);
         return;
     }
-    // A few rows of C (inference on one sample, small batches) with B rows contiguous (NN, TN):
-    // packing would copy all of B to use each element at most SMALL_M times, so stream B
-    // instead. The epilogue then runs over all of C (≤ 16 rows) at once.
     gemm_blocked(m, n, k, a, b, c, accumulate, scratch, epi);
 }
 
-/// [`gemm_smallm`], then the epilogue over all of C. Out of line so that `gemm_packed::<E>`
-/// stays small enough to inline into its callers as before; with this branch inlined, MLP-M
-/// inference at batch 128 (packed path, untouched) slowed from 2.4 to 2.9 ms in Node 20.
+/// [`gemm_smallm`], then `epi` over all of C at once (≤ SMALL_M rows, still in L1): the
+/// small-M counterpart of [`gemm_packed`] for the dense forward, which chooses between them.
+///
+/// Why the choice is not a branch inside `gemm_packed`: there it slowed the packed path it
+/// never took, MLP-M inference at batch 128 going from 2.38 to 2.82 ms (median of 5, Node 20)
+/// with identical work: a code-generation effect of the caller, not pinned down.
 #[inline(never)]
 pub(crate) fn gemm_smallm_epilogue<E: Epilogue>(
     m: usize,
@@ -381,13 +382,14 @@ pub(crate) fn gemm_smallm_epilogue<E: Epilogue>(
     epi.apply(c, n, 0..m, 0..n);
 }
 
-/// Largest M that [`gemm_packed`] sends to [`gemm_smallm`] (B rows contiguous). Measured in
-/// Node 20 (Zen 5, one core) as MLP-M inference, 784-512-256-10, µs per call, packed vs
-/// streamed: M = 1: 162 vs 34; 4: 194 vs 108; 6: 248 vs 158; 8: 263 vs 206; 12: 348 vs 304;
+/// Largest batch for which the dense forward uses [`gemm_smallm`] instead of [`gemm_packed`].
+/// Measured in Node 20 (Zen 5, one core) as MLP-M inference, 784-512-256-10, µs per call,
+/// packed vs streamed (before the streaming kernel took two vectors per step, which only made
+/// it faster): M = 1: 162 vs 34; 4: 194 vs 108; 6: 248 vs 158; 8: 263 vs 206; 12: 348 vs 304;
 /// 16: 430 vs 411; 32: 774 vs 818; 128: 2782 vs 3349. Below ~24 rows packing B costs more
 /// than the packed micro-kernel saves.
 pub(crate) const SMALL_M: usize = 16;
-/// Rows of B per pass of the streaming kernels. MLP-M at M = 1: 2 rows 41 µs, 4 rows 34,
+/// Rows of B per pass of the streaming kernels. MLP-M at M = 1: 2 rows 41 µs, 4 rows 34-37,
 /// 8 rows 50 (the 8 broadcasts plus 16 B vectors spill).
 const SMALLM_KB: usize = 4;
 
@@ -413,7 +415,7 @@ pub(crate) fn gemm_smallm(
         "gemm_smallm: bad shape"
     );
     // Rows in pairs (one pass over B serves two rows of C), then the odd one. A 4-row kernel
-    // was no faster per row than two passes of pairs (M = 4: 90 vs 88 µs on MLP-M; the re-read
+    // was no faster per row than two passes of pairs (M = 4: 90 vs 86 µs on MLP-M; the re-read
     // of C from L1 dominates).
     let mut r = 0;
     while r + 2 <= m {

@@ -8,8 +8,9 @@
 //!
 //! Instruction-set choice happens in exactly one place, the `arch` dispatch module inside
 //! [`gemm`]: built for `wasm32` with `+simd128` the GEMM micro-kernel is
-//! `gemm_f32_4x8_simd128`; elsewhere (host tests) a portable scalar kernel with the same tile
-//! runs, so `cargo test` exercises all of the packing and tail logic.
+//! `gemm_f32_4x8_simd128` and the small-M streaming kernel `gemm_f32_rowstream_simd128`;
+//! elsewhere (host tests) portable scalar kernels with the same shapes run, so `cargo test`
+//! exercises all of the packing and tail logic.
 //!
 //! Modules: [`gemm`] (packed, cache-blocked matrix products for NN, NT and TN), [`activation`]
 //! (the activation ids shared with the ABI, forward and derivative), [`dense`] (fused dense

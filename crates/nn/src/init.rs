@@ -91,9 +91,10 @@ pub fn init_kernel(w: &mut [f32], fan_in: usize, fan_out: usize, init: Init, act
 
 /// N(0, std²) draws, two per accepted point of Marsaglia's polar method: one `ln` and no trig
 /// per pair. Box–Muller (`Rng::normal`: `ln` + `cos` per value) made `sequential()` of MLP-S
-/// (17 k weights) take 5.5 ms of a 22 ms cold start in Node 20, 1.9 ms with no normal draws:
-/// the first calls run in V8's baseline tier and then tier up a 6 KB function (libm `cos` with
-/// its large-argument reduction), an 11 ms TurboFan job competing for the CPU.
+/// (17 k weights) take 5.5 ms of a 22 ms cold start in Node 20 (median of 15; 1.9 ms with a
+/// uniform init, 1.7-2.4 ms with this): its first calls run in V8's baseline tier, then tier up
+/// a 6 KB function (libm `cos` with its large-argument reduction), an 11 ms optimizing compile
+/// competing for the CPU. The draws differ from Box–Muller's for the same seed.
 fn fill_normal(w: &mut [f32], std: f64, rng: &mut Rng) {
     for pair in w.chunks_mut(2) {
         let (u, v, s) = loop {
