@@ -11,8 +11,8 @@ import { STATUS_NAMES } from "../ts/errors.js";
 import { ACTIVATIONS, INITIALIZERS, LAYER_KINDS, PARAM_ROLES } from "../ts/layers.js";
 import { LOSSES } from "../ts/losses.js";
 import { AbiError, DisposedError, init, InvalidArgumentError, OPTIMIZERS, ShapeError } from "../ts/node.js";
+import { WASM } from "./helpers.js";
 
-const WASM = process.env.EDGEGRAD_WASM ?? fileURLToPath(new URL("../build/edgegrad.wasm", import.meta.url));
 const readPath = async (p: string | URL) => readFile(p instanceof URL ? fileURLToPath(p) : p);
 
 // ---- a tiny wasm assembler, to feed init() modules that break the contract ----

@@ -25,9 +25,8 @@ import {
   type EdgegradError,
   type Sequential,
 } from "../ts/node.js";
-import { rng } from "./helpers.js";
+import { rng, WASM } from "./helpers.js";
 
-const WASM = process.env.EDGEGRAD_WASM ?? fileURLToPath(new URL("../build/edgegrad.wasm", import.meta.url));
 const DOC = fileURLToPath(new URL("../docs/bad-input.md", import.meta.url));
 
 let eg: Edgegrad;

@@ -5,7 +5,6 @@
 // in eval mode. Fixture: test/fixtures/batchnorm.json, written by test/fixtures/gen_batchnorm.py
 // (regenerate with `/usr/bin/python3 test/fixtures/gen_batchnorm.py`).
 import { readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadAbi } from "../ts/abi.js";
 import {
@@ -22,18 +21,7 @@ import {
   type Sequential,
 } from "../ts/node.js";
 import { loadBatchNormFixture, type BatchNormConfig } from "./fixtures/batchnorm.js";
-import {
-  arraysOf,
-  bitsOf,
-  compareArrays,
-  compareLayers,
-  denseLayers,
-  expectNoMismatches,
-  fixtureWeights,
-  normal,
-  rng,
-  thrown,
-} from "./helpers.js";
+import { arraysOf, bitsOf, compareArrays, compareLayers, denseLayers, expectNoMismatches, fixtureWeights, normal, rng, thrown, WASM } from "./helpers.js";
 import {
   finiteDifferences,
   minKinkDistance,
@@ -45,7 +33,6 @@ import {
   type RefNet,
 } from "./reference.js";
 
-const WASM = process.env.EDGEGRAD_WASM ?? fileURLToPath(new URL("../build/edgegrad.wasm", import.meta.url));
 const fixture = loadBatchNormFixture();
 
 // Tolerances against PyTorch: 1e-5 relative, as in test/pytorch.test.ts (same f32 formulas,

@@ -1,11 +1,9 @@
 // ts/callbacks.ts with Sequential.fit(): early stopping (patience, minDelta, best-weights
 // restore, the fit() stop signal), the learning-rate logger under a schedule, and typed errors.
-import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { callbacks, dense, earlyStopping, init, InvalidArgumentError, lrLogger, modelCheckpoint, sgd, stepLR, type Edgegrad, type EpochLogs } from "../ts/node.js";
-import { bitsOf, arraysOf, normal, rng } from "./helpers.js";
+import { bitsOf, arraysOf, normal, rng, WASM } from "./helpers.js";
 
-const WASM = process.env.EDGEGRAD_WASM ?? fileURLToPath(new URL("../build/edgegrad.wasm", import.meta.url));
 let eg: Edgegrad;
 beforeAll(async () => {
   eg = await init(WASM);

@@ -10,9 +10,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main, type Io, type ModelFile } from "../ts/cli/main.js";
-import { rng } from "./helpers.js";
+import { rng, WASM } from "./helpers.js";
 
-const WASM = process.env.EDGEGRAD_WASM ?? fileURLToPath(new URL("../build/edgegrad.wasm", import.meta.url));
 const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 
 /** Captured output of one in-process run. */

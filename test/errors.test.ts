@@ -1,6 +1,5 @@
 // Error classes and argument validation outside the model: every bad argument throws the typed
 // error whose message names the argument, before anything reaches wasm.
-import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { errorForStatus, Status } from "../ts/errors.js";
 import {
@@ -19,8 +18,8 @@ import {
   STATUS_NAMES,
   type Edgegrad,
 } from "../ts/node.js";
+import { WASM } from "./helpers.js";
 
-const WASM = process.env.EDGEGRAD_WASM ?? fileURLToPath(new URL("../build/edgegrad.wasm", import.meta.url));
 
 let eg: Edgegrad;
 beforeAll(async () => {

@@ -5,7 +5,6 @@
 // NonFiniteError naming the step (and layer), and leaves parameters, optimizer moments, step
 // count, batchNorm running statistics and the dropout RNG exactly as they were — proven by
 // continuing side by side with a control model that never saw the bad step and comparing bits.
-import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
   adam,
@@ -20,9 +19,8 @@ import {
   type LayerWeights,
   type Sequential,
 } from "../ts/node.js";
-import { arraysOf, bitsOf, normal, rng, thrown } from "./helpers.js";
+import { arraysOf, bitsOf, normal, rng, thrown, WASM } from "./helpers.js";
 
-const WASM = process.env.EDGEGRAD_WASM ?? fileURLToPath(new URL("../build/edgegrad.wasm", import.meta.url));
 
 let eg: Edgegrad;
 beforeAll(async () => {

@@ -1,10 +1,9 @@
 // The heap limit (issue 6): beyond `setHeapLimit` creating a tensor, model or training arena is
 // an OutOfMemoryError that changes nothing, and the instance keeps working for smaller models.
-import { fileURLToPath } from "node:url";
 import { beforeAll, expect, it } from "vitest";
 import { adam, dense, init, InvalidArgumentError, OutOfMemoryError, type Edgegrad } from "../ts/node.js";
+import { WASM } from "./helpers.js";
 
-const WASM = process.env.EDGEGRAD_WASM ?? fileURLToPath(new URL("../build/edgegrad.wasm", import.meta.url));
 
 let eg: Edgegrad;
 beforeAll(async () => {

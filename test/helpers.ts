@@ -1,4 +1,5 @@
 // Small helpers shared by the test files (not a test file itself).
+import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
 import type { DenseWeights, EdgegradError, LayerWeights } from "../ts/node.js";
 
@@ -30,17 +31,8 @@ export function thrown(fn: () => unknown): EdgegradError {
   throw new Error("expected a throw");
 }
 
-/** mulberry32: reproducible data without depending on Math.random; uniform in [0, 1). */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, the same small seeded PRNG the CLI uses: reproducible data, uniform in [0, 1). */
+export { rng } from "../ts/cli/data.js";
 
 /** Standard normal draws from a uniform source (Box–Muller). */
 export function normal(r: () => number): number {
@@ -95,3 +87,6 @@ export function expectNoMismatches(mismatches: string[], header = ""): void {
   if (mismatches.length > shown.length) shown.push(`... and ${mismatches.length - shown.length} more`);
   expect(mismatches.length === 0 ? "" : `${header}${header ? "\n" : ""}${shown.join("\n")}`).toBe("");
 }
+
+/** The wasm the tests load: $EDGEGRAD_WASM, or the freshly built build/edgegrad.wasm. */
+export const WASM = process.env.EDGEGRAD_WASM ?? fileURLToPath(new URL("../build/edgegrad.wasm", import.meta.url));

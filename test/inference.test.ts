@@ -2,12 +2,10 @@
 // B streamed without packing: simd128 kernels only run here, the host tests run their scalar
 // twin) and the packed path, with column and K tails, against a float64 forward in JS; and
 // predict(x, out), which fills a caller's array instead of allocating one.
-import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
-import { denseLayers, rng } from "./helpers.js";
+import { denseLayers, rng, WASM } from "./helpers.js";
 import { dense, init, InvalidArgumentError, sgd, ShapeError, type Edgegrad, type Sequential } from "../ts/node.js";
 
-const WASM = process.env.EDGEGRAD_WASM ?? fileURLToPath(new URL("../build/edgegrad.wasm", import.meta.url));
 
 let eg: Edgegrad;
 beforeAll(async () => {

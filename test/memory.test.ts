@@ -2,12 +2,11 @@
 // scope(), `using`, live counts returning to baseline, heap views surviving memory.grow, and the
 // FinalizationRegistry backstop counting leaks.
 import { readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadAbi } from "../ts/abi.js";
 import { dense, DisposedError, init, InvalidArgumentError, sgd, Tensor, type Edgegrad } from "../ts/node.js";
+import { WASM } from "./helpers.js";
 
-const WASM = process.env.EDGEGRAD_WASM ?? fileURLToPath(new URL("../build/edgegrad.wasm", import.meta.url));
 
 let eg: Edgegrad;
 beforeAll(async () => {

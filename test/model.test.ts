@@ -3,10 +3,9 @@
 // loss, seeded determinism, predict/evaluate/fit shapes and semantics, and a training step that
 // allocates nothing in the wasm heap.
 import { readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadAbi } from "../ts/abi.js";
-import { arraysOf, bitsOf, denseLayers, thrown } from "./helpers.js";
+import { arraysOf, bitsOf, denseLayers, thrown, WASM } from "./helpers.js";
 import {
   dense,
   DisposedError,
@@ -22,7 +21,6 @@ import {
   type Sequential,
 } from "../ts/node.js";
 
-const WASM = process.env.EDGEGRAD_WASM ?? fileURLToPath(new URL("../build/edgegrad.wasm", import.meta.url));
 
 let eg: Edgegrad;
 beforeAll(async () => {

@@ -9,10 +9,9 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../ts/cli/main.js";
 import { GradientRecorder, renderReport } from "../ts/cli/report.js";
-import { rng } from "./helpers.js";
+import { rng, WASM } from "./helpers.js";
 import { launchChromium } from "./runtimes/harness.mjs";
 
-const WASM = process.env.EDGEGRAD_WASM ?? fileURLToPath(new URL("../build/edgegrad.wasm", import.meta.url));
 const SCREENSHOT = fileURLToPath(new URL("../build/report-screenshot.png", import.meta.url));
 
 describe("GradientRecorder", () => {

@@ -2,7 +2,6 @@
 // every bad option a typed error naming it), compile's clipping and parameter groups, the
 // learning rate getter/setter, train()/eval(), weights and buffers of batchNorm models, and
 // fit() with schedules and onBatchEnd. Every rejected call leaves the model bit-identical.
-import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
   adagrad,
@@ -28,9 +27,8 @@ import {
   type Edgegrad,
   type Sequential,
 } from "../ts/node.js";
-import { arraysOf, bitsOf, denseLayers, normal, rng, thrown } from "./helpers.js";
+import { arraysOf, bitsOf, denseLayers, normal, rng, thrown, WASM } from "./helpers.js";
 
-const WASM = process.env.EDGEGRAD_WASM ?? fileURLToPath(new URL("../build/edgegrad.wasm", import.meta.url));
 
 type ErrorClass = abstract new (...a: never[]) => EdgegradError;
 
