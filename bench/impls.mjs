@@ -52,7 +52,13 @@ export function edgegradFeatures(mod) {
   } catch {
     momentum = false;
   }
-  return { momentum, adam: typeof mod.adam === "function", adamw: typeof mod.adamw === "function", batchNorm: typeof mod.batchNorm === "function" };
+  return {
+    momentum,
+    adam: typeof mod.adam === "function",
+    adamw: typeof mod.adamw === "function",
+    batchNorm: typeof mod.batchNorm === "function",
+    applyGradients: typeof mod.Sequential?.prototype?.applyGradients === "function",
+  };
 }
 
 /** The optimizer spec for `opt`, or the name of the missing feature. */
@@ -142,6 +148,17 @@ export async function loadEdgegrad() {
       model.compile({ loss: "softmaxCrossEntropy", optimizer: mod.sgd({ lr: 0.01 }), maxBatch: Math.max(batch, 1) });
       const { x } = batchOf(mlp, batch);
       return { run: () => model.predict(x), samplesPerRun: batch, dispose: () => model.dispose() };
+    },
+    optimizerPass(o, { inputs, units }) {
+      const opt = edgegradOptimizer(mod, features, o.spec);
+      if (opt.missing) return { skip: `skipped: not in this build (${opt.missing})` };
+      if (!features.applyGradients) return { skip: "skipped: not in this build (applyGradients())" };
+      const model = eg.sequential({ inputs, seed: 1 }, [mod.dense(units)]);
+      model.compile({ loss: "meanSquaredError", optimizer: opt.spec, maxBatch: 1 });
+      const x = new Float32Array(inputs).map((_, i) => Math.sin(i));
+      model.computeGradients(x, new Float32Array(units).fill(0.5)); // gradients computed once
+      // Each call: finite check, clipping (off), the fused update, then the weight norms.
+      return { run: () => model.applyGradients(), dispose: () => model.dispose() };
     },
   };
 }

@@ -18,6 +18,7 @@ const group3 = (x) => Math.round(x).toLocaleString("en-US");
  */
 export function fmtThroughput(e) {
   if (e.unit === "GFLOP/s") return [e.gflops, ...e.gflopsCI].map((v) => v.toFixed(2));
+  if (e.unit === "GB/s") return [e.gbPerSec, ...e.gbPerSecCI].map((v) => v.toFixed(1));
   if (e.unit === "samples/s") return [e.samplesPerSec, ...e.samplesPerSecCI].map(group3);
   if (e.unit === "µs") return [e.median, ...e.medianCI].map((v) => (v * 1000).toFixed(1));
   return [e.median, ...e.medianCI].map((v) => v.toFixed(2));

@@ -148,7 +148,7 @@ for (const w of workloads(edgegrad.features)) {
       record({ ...base, skipped: r.skipped.startsWith("error") ? r.skipped : `skipped: ${r.skipped}`, note: h.note });
       continue;
     }
-    const unitsPerIter = w.group === "gemm" ? 1 : h.samplesPerRun;
+    const unitsPerIter = w.group === "gemm" || w.group === "optim" ? 1 : h.samplesPerRun;
     const note = [h.note, leaked > 0 ? `${leaked} tensors leaked` : ""].filter(Boolean).join("; ");
     const entry = { ...base, ...r, note, unitsPerIter, perUnitMs: r.median / unitsPerIter };
     // Throughput from the median time (and its interval): robust to the other processes that
@@ -156,6 +156,8 @@ for (const w of workloads(edgegrad.features)) {
     // fewer than half of the samples do not count against them).
     if (w.group === "gemm") {
       Object.assign(entry, { m: w.m, n: w.n, k: w.k, flops: w.flops, gflops: w.flops / (r.median * 1e6), gflopsCI: [w.flops / (r.medianCI[1] * 1e6), w.flops / (r.medianCI[0] * 1e6)] });
+    } else if (w.group === "optim") {
+      Object.assign(entry, { bytes: w.bytes, gbPerSec: w.bytes / (r.median * 1e6), gbPerSecCI: [w.bytes / (r.medianCI[1] * 1e6), w.bytes / (r.medianCI[0] * 1e6)] });
     } else {
       entry.samplesPerSec = (unitsPerIter * 1000) / r.median;
       entry.samplesPerSecCI = [(unitsPerIter * 1000) / r.medianCI[1], (unitsPerIter * 1000) / r.medianCI[0]];

@@ -26,6 +26,20 @@ export const MLP_LAYERS = [
 
 const OPS = { nn: [false, false], nt: [false, true], tn: [true, false] };
 
+/**
+ * The optimizer passes timed alone (`applyGradients()` on gradients computed once): one dense
+ * layer 1024 → 1024 (1,049,600 parameters). GB/s counts the bytes the update must touch per
+ * parameter: parameter read + write (8), gradient read (4), each state array read + write (8).
+ */
+export const OPTIM_SHAPE = { inputs: 1024, units: 1024 };
+export const OPTIM_PARAMS = OPTIM_SHAPE.inputs * OPTIM_SHAPE.units + OPTIM_SHAPE.units;
+export const OPTIMIZER_PASSES = [
+  { id: "sgd", title: "SGD", spec: { name: "sgd", lr: 0.01 }, bytesPerParam: 12 },
+  { id: "sgd_momentum", title: "SGD momentum 0.9", spec: { name: "sgd", lr: 0.01, momentum: 0.9 }, bytesPerParam: 20 },
+  { id: "adam", title: "Adam", spec: { name: "adam", lr: 1e-3 }, bytesPerParam: 28 },
+  { id: "adamw", title: "AdamW (weight decay 1e-2)", spec: { name: "adamw", lr: 1e-3, weightDecay: 1e-2 }, bytesPerParam: 28 },
+];
+
 function gemm(op, m, n, k, extra) {
   const [ta, tb] = OPS[op];
   return { group: "gemm", op, m, n, k, unit: "GFLOP/s", flops: 2 * m * n * k, make: (impl) => impl.matmul({ m, n, k, ta, tb }), ...extra };
@@ -54,6 +68,9 @@ export function workloads(features) {
       const s = standIn(mlp);
       list.push({ id: `${id}_standin`, group: "train", title: `${s.title}: plain SGD${mlp.batchNorm ? ", no BN" : ""}`, mlp: s, standInFor: id, unit: "samples/s", make: (impl) => impl.train(s) });
     }
+  }
+  for (const o of OPTIMIZER_PASSES) {
+    list.push({ id: `optim_${o.id}`, group: "optim", title: `fused ${o.title} update over a ${OPTIM_PARAMS.toLocaleString("en")}-parameter arena`, unit: "GB/s", optimizer: o, bytes: o.bytesPerParam * OPTIM_PARAMS, make: (impl) => (impl.optimizerPass ? impl.optimizerPass(o, OPTIM_SHAPE) : { skip: "no standalone fused optimizer pass to compare" }) });
   }
   list.push({ id: "inf_1", group: "infer", title: "INF-1: MLP-M forward, batch 1", unit: "µs", batch: 1, make: (impl) => impl.infer(MLPS.mlp_m, 1) });
   list.push({ id: "inf_128", group: "infer", title: "INF-128: MLP-M forward, batch 128", unit: "samples/s", batch: 128, make: (impl) => impl.infer(MLPS.mlp_m, 128) });

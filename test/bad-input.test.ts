@@ -28,6 +28,7 @@ import {
 import { rng, WASM } from "./helpers.js";
 
 const DOC = fileURLToPath(new URL("../docs/bad-input.md", import.meta.url));
+const README = fileURLToPath(new URL("../README.md", import.meta.url));
 
 let eg: Edgegrad;
 beforeAll(async () => {
@@ -146,5 +147,21 @@ describe("bad input: typed error, model unchanged", () => {
     ].join("\n");
     if (process.env.EDGEGRAD_UPDATE_DOCS === "1") writeFileSync(DOC, doc);
     expect(readFileSync(DOC, "utf8")).toBe(doc);
+  });
+
+  it("README's bad-input table matches this table (EDGEGRAD_UPDATE_DOCS=1 rewrites it)", () => {
+    const [start, end] = ["<!-- bad-input:start -->", "<!-- bad-input:end -->"];
+    const readme = readFileSync(README, "utf8");
+    const a = readme.indexOf(start);
+    const b = readme.indexOf(end);
+    expect(a >= 0 && b > a, `README.md needs the ${start} … ${end} markers`).toBe(true);
+    const table = ["| Kind | Bad input | Error | Model unchanged |", "| --- | --- | --- | --- |"];
+    for (const row of rows) {
+      const [kind, input, error] = row.split(" | ").map((c) => c.replace(/^\| /, ""));
+      table.push(`| ${kind} | ${input} | ${error} | yes |`);
+    }
+    const expected = `${readme.slice(0, a + start.length)}\n${table.join("\n")}\n${readme.slice(b)}`;
+    if (process.env.EDGEGRAD_UPDATE_DOCS === "1") writeFileSync(README, expected);
+    expect(readFileSync(README, "utf8")).toBe(expected);
   });
 });

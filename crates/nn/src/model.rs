@@ -574,7 +574,7 @@ impl Model {
     pub fn apply_gradients(&mut self) -> Result<()> {
         if !self.train.as_ref().ok_or_else(not_compiled)?.grads_usable {
             return Err(NnError::state(
-                "gradients: the last gradient computation failed (non-finite loss or gradient); compute gradients again before applying them",
+                "gradients: none to apply (none computed since compile, or the last computation had a non-finite loss or gradient); compute gradients first",
             ));
         }
         let norms = self.grad_norms()?;
