@@ -103,4 +103,15 @@ const cli = {
   ],
 };
 
-export default [library, cli];
+// ---- Training charts (issue 7): dist/charts.js, ts/charts.ts alone (pure SVG string building, no
+// imports), so the browser example draws the CLI report's charts live from the very same code. A
+// separate build, like the CLI's: nothing in the library entries imports it, so index.js, node.js,
+// workerd.js and core.js are unchanged, and it is not in package.json "exports" (an example
+// helper, not public API; the example page loads it by URL next to index.js).
+const charts = {
+  input: { charts: "ts/charts.ts" },
+  output: { dir: "dist", format: "es", sourcemap: true, entryFileNames: "[name].js" },
+  plugins: [typescript({ tsconfig: "./tsconfig.json", include: ["ts/**/*.ts"], outDir: "dist", sourceMap: true, declaration: false, noEmitOnError: true })],
+};
+
+export default [library, cli, charts];
