@@ -61,8 +61,9 @@ type ErrorClass = abstract new (...a: never[]) => EdgegradError;
 interface Case {
   kind: string;
   input: string;
-  error: ErrorClass;
-  /** Runs the bad call on model m (and may use the instance). */
+  /** The class thrown, or null for bad input that is tolerated on request (the model must still be unchanged). */
+  error: ErrorClass | null;
+  /** Runs the bad call on model m (and may use the instance); with error null, what it returned goes into the table. */
   run: (m: Sequential) => unknown;
 }
 
@@ -81,6 +82,7 @@ const CASES: Case[] = [
   { kind: "non-finite", input: "NaN in x (trainStep)", error: NonFiniteError, run: (m) => m.trainStep(withAt(X, 9, NaN), Y) },
   { kind: "non-finite", input: "Infinity in x (predict)", error: NonFiniteError, run: (m) => m.predict(withAt(X, 0, Infinity)) },
   { kind: "non-finite", input: "NaN in x (fit, first batch)", error: NonFiniteError, run: (m) => m.fit(withAt(X, 3, NaN), Y, { epochs: 1, batchSize: 8, shuffle: false }) },
+  { kind: "non-finite", input: "NaN in x (fit, nonFinite: \"skip\")", error: null, run: (m) => m.fit(withAt(X, 3, NaN), Y, { epochs: 1, batchSize: 16, shuffle: false, nonFinite: "skip" }) },
   { kind: "non-finite", input: "NaN in setWeights", error: NonFiniteError, run: (m) => m.setWeights(m.getWeights().map((w) => (w.kind === "dense" ? { ...w, bias: w.bias.map(() => NaN) } : w))) },
   { kind: "non-finite", input: "negative running variance in setBuffers", error: InvalidArgumentError, run: (m) => m.setBuffers(m.getBuffers().map((b) => ({ ...b, runningVar: b.runningVar.map(() => -1) }))) },
   { kind: "hyper-parameter", input: "lr = -1", error: InvalidArgumentError, run: (m) => (m.lr = -1) },
@@ -90,6 +92,7 @@ const CASES: Case[] = [
   { kind: "hyper-parameter", input: "unknown loss", error: InvalidArgumentError, run: (m) => m.compile({ loss: "hinge" as never, optimizer: adam() }) },
   { kind: "hyper-parameter", input: "fit batchSize = 0", error: InvalidArgumentError, run: (m) => m.fit(X, Y, { batchSize: 0 }) },
   { kind: "hyper-parameter", input: "fit epochs = 1.5", error: InvalidArgumentError, run: (m) => m.fit(X, Y, { epochs: 1.5 }) },
+  { kind: "hyper-parameter", input: "fit nonFinite = \"ignore\"", error: InvalidArgumentError, run: (m) => m.fit(withAt(X, 3, NaN), Y, { nonFinite: "ignore" as never }) },
   { kind: "hyper-parameter", input: "fit leaving a last batch of 1 with batchNorm", error: InvalidArgumentError, run: (m) => m.fit(X.subarray(0, 13 * 4), Y.subarray(0, 13), { batchSize: 4 }) },
   { kind: "disposed", input: "a disposed tensor as x", error: DisposedError, run: (m) => { const t = eg.tensor(X, [16, 4]); t.dispose(); return m.predict(t); } },
   { kind: "disposed", input: "loading into a disposed model", error: DisposedError, run: (m) => { const d = subject(); const b = m.save(); d.dispose(); return d.load(b); } },
@@ -112,16 +115,25 @@ describe("bad input: typed error, model unchanged", () => {
       const before = m.save();
       const live = eg.memory().liveHandles;
       let err: unknown = null;
+      let result: unknown;
       try {
-        await c.run(m);
+        result = await c.run(m);
       } catch (e) {
         err = e;
       }
-      expect(err).toBeInstanceOf(c.error);
+      if (c.error) expect(err).toBeInstanceOf(c.error);
+      else expect(err).toBeNull();
       expect(Buffer.from(m.save()).equals(Buffer.from(before))).toBe(true);
       expect(eg.memory().liveHandles).toBe(live);
-      const e = err as EdgegradError;
-      rows.push(`| ${c.kind} | ${c.input} | \`${e.constructor.name}\` | ${e.message.replaceAll("|", "\\|").replaceAll("\n", " ")} |`);
+      if (c.error) {
+        const e = err as EdgegradError;
+        rows.push(`| ${c.kind} | ${c.input} | \`${e.constructor.name}\` | ${e.message.replaceAll("|", "\\|").replaceAll("\n", " ")} |`);
+      } else {
+        // The one batch was skipped: fit returns normally and its history counts the skip.
+        const h = result as { skippedBatches?: number[] };
+        expect(h.skippedBatches).toEqual([1]);
+        rows.push(`| ${c.kind} | ${c.input} | none: batch skipped | history.skippedBatches = [${h.skippedBatches!.join(", ")}] |`);
+      }
       m.dispose();
     });
   }
@@ -138,7 +150,11 @@ describe("bad input: typed error, model unchanged", () => {
       "Every class extends `EdgegradError`; `CheckpointError` extends `InvalidArgumentError` and adds",
       "`problem` (`magic`, `version`, `checksum`, `truncated`, `malformed`, `architecture`, `schedule`).",
       "`fit()` is all-or-nothing per step, not per call: a NaN in a later batch stops it at that step",
-      "(`NonFiniteError.step`), and the steps before it stand (test/health.test.ts).",
+      "(`NonFiniteError.step`), and the steps before it stand (test/health.test.ts). With",
+      "`fit(x, y, { nonFinite: \"skip\" })` a batch with NaN/Inf in its inputs, targets, loss or gradients",
+      "is skipped instead (the row marked \"none\"): the model is left as it was for that batch,",
+      "`logs.skippedBatches` counts it, and training goes on; the result equals training without",
+      "those batches (test/health.test.ts).",
       "",
       "| Kind | Bad input | Error | Message |",
       "| --- | --- | --- | --- |",

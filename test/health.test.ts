@@ -291,3 +291,53 @@ describe("a non-finite step changes nothing", () => {
     sideBySide(a, b, 2, 6);
   });
 });
+
+describe("fit({ nonFinite })", () => {
+  // 20 rows in batches of 4 without shuffling: a NaN in x at row 6 spoils batch 1 (rows 4..7)
+  // and an Infinity in y at row 13 spoils batch 3 (rows 12..15). "skip" must equal training on the
+  // other three batches alone, bit for bit, including Adam's moments and step count, batchNorm
+  // running statistics and the dropout RNG (all in the checkpoint).
+  const r = rng(11);
+  const rows = 20;
+  const x = Float32Array.from({ length: rows * 3 }, () => normal(r));
+  const y = Float32Array.from({ length: rows * 2 }, () => normal(r));
+  x[6 * 3 + 1] = NaN;
+  y[13 * 2] = Infinity;
+  const keep = [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19];
+  const cleanX = Float32Array.from(keep.flatMap((i) => Array.from(x.subarray(i * 3, i * 3 + 3))));
+  const cleanY = Float32Array.from(keep.flatMap((i) => Array.from(y.subarray(i * 2, i * 2 + 2))));
+  const model = () => {
+    const m = eg.sequential({ inputs: 3, seed: 4 }, [dense(6, { activation: "tanh" }), batchNorm(), dropout(0.25), dense(2)]);
+    m.compile({ loss: "meanSquaredError", optimizer: adam({ lr: 0.01 }), maxBatch: 8 });
+    return m;
+  };
+
+  it('"skip" skips the non-finite batches, counts them, and equals training without them', async () => {
+    using a = model();
+    using b = model();
+    const skippedLogs: number[] = [];
+    const history = await a.fit(x, y, {
+      epochs: 3, batchSize: 4, shuffle: false, nonFinite: "skip",
+      onEpochEnd: (_, logs) => void skippedLogs.push(logs.skippedBatches!),
+    });
+    const control = await b.fit(cleanX, cleanY, { epochs: 3, batchSize: 4, shuffle: false });
+    expect(skippedLogs).toEqual([2, 2, 2]);
+    expect(history.skippedBatches).toEqual([2, 2, 2]);
+    expect(a.step).toBe(9);
+    expect(history.loss).toEqual(control.loss);
+    expect(arraysOf(a.getWeights()).every((w) => w.every(Number.isFinite))).toBe(true);
+    expect(bitsOf(arraysOf(a.getWeights()))).toEqual(bitsOf(arraysOf(b.getWeights())));
+    // Everything else in the training state as well (the checkpoint holds it all).
+    expect(Buffer.from(a.save()).equals(Buffer.from(b.save()))).toBe(true);
+  });
+
+  it('"error" (the default) stops at the first non-finite batch with NonFiniteError', async () => {
+    using m = model();
+    for (const opts of [{}, { nonFinite: "error" as const }]) {
+      const before = m.step;
+      await expect(m.fit(x, y, { epochs: 1, batchSize: 4, shuffle: false, ...opts })).rejects.toBeInstanceOf(NonFiniteError);
+      expect(m.step).toBe(before + 1); // batch 0 trained, batch 1 refused
+    }
+    await expect(m.fit(x, y, { nonFinite: "ignore" as never })).rejects.toThrow(/fit\(opts.nonFinite\): unknown value "ignore"/);
+  });
+});

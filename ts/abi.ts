@@ -2,8 +2,10 @@
 // version and export list, turns non-zero status codes into typed errors, and hands out heap
 // views through getters that are rebuilt whenever `memory.buffer` changes (memory.grow
 // detaches the old buffer, so a view must never be held across a call that can allocate).
+// Every export is called through a guard: a trap (WebAssembly.RuntimeError) poisons the
+// instance, because Rust state may be half-updated, and every later call throws PoisonedError.
 
-import { AbiError, errorForStatus, OutOfMemoryError } from "./errors.js";
+import { AbiError, errorForStatus, OutOfMemoryError, PoisonedError } from "./errors.js";
 
 /** The C-ABI version this TypeScript layer speaks (`eg_abi_version()`). */
 export const ABI_VERSION = 2;
@@ -123,9 +125,13 @@ export interface RawStats {
   heapBytes: number;
 }
 
+type Raw = (a?: number, b?: number, c?: number, d?: number, e?: number, f?: number, g?: number) => number;
+
 /** A loaded, checked edgegrad.wasm instance with typed wrappers for every export. */
 export class Abi {
   readonly #x: Exports;
+  /** What trapped ("eg_x: message"), or null while the instance is healthy. */
+  #poisoned: string | null = null;
   readonly #memory: WebAssembly.Memory;
   #buffer: ArrayBuffer;
   #u8: Uint8Array;
@@ -139,7 +145,7 @@ export class Abi {
 
   /** Wraps checked exports; use `loadAbi` instead of calling this directly. */
   constructor(exports: Exports) {
-    this.#x = exports;
+    this.#x = this.#guard(exports);
     this.#memory = exports.memory;
     this.#buffer = this.#memory.buffer;
     this.#u8 = new Uint8Array(this.#buffer);
@@ -155,9 +161,49 @@ export class Abi {
     this.#out64 = out >>> 3;
   }
 
+  // ---- trap guard ----
+
+  /**
+   * Wraps every export: after a trap the instance is poisoned and each call throws PoisonedError.
+   * Fixed arity (7 = the widest export, eg_model_train_rows) rather than rest arguments keeps
+   * the per-call cost to one extra JS frame; wasm ignores the surplus undefined arguments.
+   */
+  #guard(raw: Exports): Exports {
+    const x: Record<string, unknown> = { memory: raw.memory };
+    for (const name of EXPORT_NAMES) {
+      const fn = raw[name] as unknown as Raw;
+      x[name] = (a?: number, b?: number, c?: number, d?: number, e?: number, f?: number, g?: number): number => {
+        if (this.#poisoned !== null) throw this.#poisonedError();
+        try {
+          return fn(a, b, c, d, e, f, g);
+        } catch (err) {
+          if (!(err instanceof WebAssembly.RuntimeError)) throw err;
+          this.#poisoned = `${name}: ${err.message}`;
+          throw new PoisonedError(
+            `${name} trapped (${err.message}); this edgegrad instance is now unusable: call init() for a fresh instance (saved checkpoints are unaffected)`,
+            { cause: err },
+          );
+        }
+      };
+    }
+    return x as unknown as Exports;
+  }
+
+  #poisonedError(): PoisonedError {
+    return new PoisonedError(
+      `the wasm instance trapped earlier (${this.#poisoned}), so its memory may be inconsistent; call init() for a fresh instance (saved checkpoints are unaffected)`,
+    );
+  }
+
+  /** Whether an export trapped; every later call then throws PoisonedError. */
+  get poisoned(): boolean {
+    return this.#poisoned !== null;
+  }
+
   // ---- heap views (rebuilt lazily when memory.grow replaced the buffer) ----
 
   #refresh(): void {
+    if (this.#poisoned !== null) throw this.#poisonedError();
     const buffer = this.#memory.buffer;
     if (buffer !== this.#buffer) {
       this.#buffer = buffer;

@@ -142,6 +142,20 @@ export class AbiError extends EdgegradError {
   }
 }
 
+/**
+ * The WebAssembly instance trapped (a `WebAssembly.RuntimeError`, e.g. an out-of-bounds access)
+ * during this or an earlier call: its memory may be inconsistent, so every later call on it and
+ * on its tensors and models throws this. Call `init()` for a fresh instance; checkpoint bytes
+ * saved before are plain bytes and load there unchanged.
+ */
+export class PoisonedError extends EdgegradError {
+  /** Creates a poisoned-instance error; `cause` is the original trap. */
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, "internal");
+    if (options && "cause" in options) Object.defineProperty(this, "cause", { value: options.cause, configurable: true, writable: true });
+  }
+}
+
 /** An internal invariant of the WebAssembly core failed (a bug: please report it). */
 export class InternalError extends EdgegradError {
   /** Creates an internal error. */

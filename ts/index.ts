@@ -88,6 +88,7 @@ export {
   AbiError,
   InternalError,
   CheckpointError,
+  PoisonedError,
   STATUS_NAMES,
 } from "./errors.js";
 export type { CheckpointProblem, NonFiniteDetails, StatusName } from "./errors.js";

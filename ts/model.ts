@@ -217,6 +217,8 @@ export interface EpochLogs {
   valLoss?: number;
   /** Validation accuracy (when validationData is given, classification losses only). */
   valAccuracy?: number;
+  /** Batches skipped for non-finite inputs, targets, loss or gradients (with `nonFinite: "skip"` only). */
+  skippedBatches?: number;
 }
 
 /** Per-epoch metrics of a `fit()` run, Keras style: one entry per epoch in each array. */
@@ -233,6 +235,8 @@ export interface History {
   valLoss?: number[];
   /** Validation accuracy per epoch (when validationData is given, classification losses only). */
   valAccuracy?: number[];
+  /** Skipped batches per epoch (with `nonFinite: "skip"` only). */
+  skippedBatches?: number[];
 }
 
 /** Options of `Sequential.fit()`. */
@@ -257,6 +261,13 @@ export interface FitOptions {
   onBatchEnd?: (step: number, stats: StepStats) => void;
   /** Learning-rate schedule stepped after every epoch (started from the current `lr` if it is not yet). */
   schedule?: Schedule;
+  /**
+   * A batch whose inputs, targets, loss or gradients are NaN/Inf: "error" (default) stops with
+   * NonFiniteError; "skip" leaves the model as it was for that batch, counts it in
+   * `logs.skippedBatches` and goes on. The epoch's loss then averages the trained rows (NaN when
+   * every batch was skipped), and its training accuracy is NaN when x itself has non-finite rows.
+   */
+  nonFinite?: "error" | "skip";
 }
 
 /** Loss and accuracy over a dataset; accuracy is NaN for meanSquaredError. */
@@ -929,6 +940,11 @@ export class Sequential implements Disposable {
     const batchSize = checkInt(o.batchSize ?? Math.min(32, c.maxBatch), "fit(opts.batchSize)", 1, c.maxBatch);
     const shuffle = checkBoolean(o.shuffle ?? true, "fit(opts.shuffle)");
     const wantAccuracy = checkBoolean(o.accuracy ?? true, "fit(opts.accuracy)");
+    const nonFinite = o.nonFinite ?? "error";
+    if (nonFinite !== "error" && nonFinite !== "skip") {
+      throw new InvalidArgumentError(`fit(opts.nonFinite): unknown value ${describe(nonFinite)}; expected one of "error", "skip"`);
+    }
+    const skip = nonFinite === "skip";
     const onEpochEnd = o.onEpochEnd;
     if (onEpochEnd !== undefined && typeof onEpochEnd !== "function") {
       throw new InvalidArgumentError(`fit(opts.onEpochEnd): expected a function, got ${describe(onEpochEnd)}`);
@@ -974,6 +990,7 @@ export class Sequential implements Disposable {
       history.valLoss = [];
       if (metric) history.valAccuracy = [];
     }
+    if (skip) history.skippedBatches = [];
     if (schedule) this.lr = schedule.started ? schedule.lr : schedule.start(c.lr);
     // Upload the dataset once; Rust gathers each batch's rows from it.
     let ownX = 0;
@@ -999,18 +1016,35 @@ export class Sequential implements Disposable {
         const lr = this.#need("fit").lr;
         if (shuffle) abi.modelShuffle(m, n, "fit");
         let lossSum = 0;
+        let trainedRows = 0;
+        let skipped = 0;
         for (let start = 0; start < n; start += batchSize) {
           const count = Math.min(batchSize, n - start);
           try {
             lossSum += abi.modelTrainRows(m, xh, yh, start, count, shuffle, "fit") * count;
+            trainedRows += count;
           } catch (e) {
+            // Rust refuses a non-finite step before changing anything (parameters, optimizer
+            // state, running statistics, RNG), so skipping it is just not counting it.
+            if (skip && e instanceof NonFiniteError) {
+              skipped += 1;
+              continue;
+            }
             throw this.#nonFinite(e, true);
           }
           this.#stepped = true;
           if (onBatchEnd) onBatchEnd(this.step, this.#readStats(m));
         }
-        const logs: EpochLogs = { lr, loss: lossSum / n };
-        if (history.accuracy) logs.accuracy = this.#evaluateRows(m, this.#need("fit"), xs, ys, "fit").accuracy;
+        const logs: EpochLogs = { lr, loss: lossSum / trainedRows };
+        if (skip) logs.skippedBatches = skipped;
+        if (history.accuracy) {
+          try {
+            logs.accuracy = this.#evaluateRows(m, this.#need("fit"), xs, ys, "fit").accuracy;
+          } catch (e) {
+            if (!(skip && e instanceof NonFiniteError)) throw e;
+            logs.accuracy = NaN; // x has non-finite rows: no accuracy over all of it
+          }
+        }
         if (vx && vy) {
           const v = this.#evaluateRows(m, this.#need("fit"), vx, vy, "fit(opts.validationData)");
           logs.valLoss = v.loss;
@@ -1022,6 +1056,7 @@ export class Sequential implements Disposable {
         if (logs.accuracy !== undefined) history.accuracy?.push(logs.accuracy);
         if (logs.valLoss !== undefined) history.valLoss?.push(logs.valLoss);
         if (logs.valAccuracy !== undefined) history.valAccuracy?.push(logs.valAccuracy);
+        if (logs.skippedBatches !== undefined) history.skippedBatches?.push(logs.skippedBatches);
         if (schedule) this.lr = schedule.step(logs.valLoss ?? logs.loss);
         if (onEpochEnd && (await onEpochEnd(epoch, logs)) === false) break;
         await yieldToEventLoop();

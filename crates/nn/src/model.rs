@@ -570,7 +570,7 @@ impl Model {
     /// Clipping and one optimizer update from the current `grads` arena (as left by
     /// [`Model::gradients_staged`] and possibly modified since), with the same checks and
     /// statistics as a training step (the loss reported is the last one computed). InvalidState
-    /// when the last gradient computation failed its checks.
+    /// when no gradients were computed since compile, or the last computation failed its checks.
     pub fn apply_gradients(&mut self) -> Result<()> {
         if !self.train.as_ref().ok_or_else(not_compiled)?.grads_usable {
             return Err(NnError::state(

@@ -496,7 +496,7 @@ pub extern "C" fn eg_model_grad_staged(m: u32, batch: u32, out: u32) -> i32 {
 /// Clipping and one optimizer update from the current gradient arena (after
 /// `eg_model_grad_staged`, possibly modified in place since), with the checks and statistics
 /// of a training step. out f32[3] as `eg_model_train_staged` (loss = the last one computed).
-/// InvalidState when the last gradient computation failed (its arena is not applied).
+/// InvalidState when no gradients were computed since compile or the last computation failed.
 #[no_mangle]
 pub extern "C" fn eg_model_apply_gradients(m: u32, out: u32) -> i32 {
     call(|s| {
