@@ -16,7 +16,7 @@ interface Pkg {
   type: string;
   sideEffects: boolean;
   files: string[];
-  exports: Record<string, string | Record<string, string>>;
+  exports: Record<string, string | Record<string, string | Record<string, string>>>;
 }
 
 describe("package", () => {
@@ -37,23 +37,28 @@ describe("package", () => {
   it("is ESM without side effects, with types first and an entry per runtime", () => {
     expect(pkg.type).toBe("module");
     expect(pkg.sideEffects).toBe(false);
-    const root = pkg.exports["."] as Record<string, string>;
-    expect(Object.keys(root)).toEqual(["types", "workerd", "worker", "browser", "node", "default"]);
+    // One entry per runtime, each with its own declarations first (the node entry also exports
+    // the file helpers saveCheckpoint / loadCheckpoint).
+    const root = pkg.exports["."] as Record<string, Record<string, string>>;
+    expect(Object.keys(root)).toEqual(["workerd", "worker", "browser", "node", "default"]);
     expect(root).toMatchObject({
-      workerd: "./dist/workerd.js",
-      worker: "./dist/workerd.js",
-      browser: "./dist/index.js",
-      node: "./dist/node.js",
-      default: "./dist/index.js",
+      workerd: { types: "./dist/types/workerd.d.ts", default: "./dist/workerd.js" },
+      worker: { types: "./dist/types/workerd.d.ts", default: "./dist/workerd.js" },
+      browser: { types: "./dist/types/index.d.ts", default: "./dist/index.js" },
+      node: { types: "./dist/types/node.d.ts", default: "./dist/node.js" },
+      default: { types: "./dist/types/index.d.ts", default: "./dist/index.js" },
     });
     for (const [sub, target] of Object.entries(pkg.exports)) {
-      if (typeof target === "object") expect(Object.keys(target)[0], sub).toBe("types");
+      if (typeof target !== "object") continue;
+      const leaves = sub === "." ? Object.entries(target) : [[sub, target]];
+      for (const [cond, t] of leaves) expect(Object.keys(t as object)[0], `${sub} ${cond}`).toBe("types");
     }
     expect(pkg.exports["./edgegrad.wasm"]).toMatchObject({ default: "./dist/edgegrad.wasm" });
   });
 
   it("ships every file its exports name (checked in the npm pack output)", async () => {
-    const targets = Object.values(pkg.exports).flatMap((t) => (typeof t === "string" ? [t] : Object.values(t)));
+    const leaves = (t: unknown): string[] => (typeof t === "string" ? [t] : Object.values(t as object).flatMap(leaves));
+    const targets = leaves(pkg.exports);
     for (const t of new Set(targets)) await expect(readFile(join(pkgDir, t)), t).resolves.toBeDefined();
   });
 
