@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { dense, init, sgd, type Edgegrad } from "../ts/node.js";
 import { architectureOf, loadDenseMlpFixture } from "./fixtures/dense_mlp.js";
-import { denseLayers } from "./helpers.js";
+import { denseLayers, normal, rng } from "./helpers.js";
 import {
   ACTIVATIONS,
   LOSSES,
@@ -46,19 +46,12 @@ const KINK_MARGIN = 1e-3;
 const WIDTHS = [1, 3, 5, 7];
 const MAX_BATCH = 17;
 
-/** mulberry32: a tiny seeded PRNG, so every network and batch is reproducible from its id. */
+/** The helpers' seeded PRNG with the draws the cases need, so every network and batch is reproducible from its id. */
 class Rng {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
   /** Uniform in [0, 1). */
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  readonly next: () => number;
+  constructor(seed: number) {
+    this.next = rng(seed);
   }
   uniform(lo: number, hi: number): number {
     return lo + (hi - lo) * this.next();
@@ -69,10 +62,9 @@ class Rng {
   pick<T>(items: readonly T[]): T {
     return items[this.int(items.length)]!;
   }
-  /** Standard normal (Box–Muller). */
+  /** Standard normal. */
   normal(): number {
-    const u = 1 - this.next(); // (0, 1]: log(u) is finite
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
+    return normal(this.next);
   }
 }
 

@@ -5,7 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadAbi } from "../ts/abi.js";
-import { arraysOf, bitsOf, denseLayers, thrown, WASM } from "./helpers.js";
+import { arraysOf, bitsOf, denseLayers, thrown, WASM, rng } from "./helpers.js";
 import {
   dense,
   DisposedError,
@@ -26,18 +26,6 @@ let eg: Edgegrad;
 beforeAll(async () => {
   eg = await init(WASM);
 });
-
-/** mulberry32: reproducible data without depending on Math.random. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Three Gaussian-ish blobs in 2-D: x (n, 2) and class ids y (n). */
 function blobs(n: number, seed: number): { x: Float32Array; y: Int32Array } {

@@ -5,7 +5,8 @@
 // Every export is called through a guard: a trap (WebAssembly.RuntimeError) poisons the
 // instance, because Rust state may be half-updated, and every later call throws PoisonedError.
 
-import { AbiError, errorForStatus, OutOfMemoryError, PoisonedError } from "./errors.js";
+import { AbiError, errorForStatus, OutOfMemoryError, PoisonedError, Status, type NonFiniteDetails } from "./errors.js";
+import { PARAM_ROLES } from "./layers.js";
 
 /** The C-ABI version this TypeScript layer speaks (`eg_abi_version()`). */
 export const ABI_VERSION = 2;
@@ -40,6 +41,8 @@ export const EXPORT_NAMES = [
   "eg_free",
   "eg_last_error_ptr",
   "eg_last_error_len",
+  "eg_last_error_layer",
+  "eg_last_error_role",
   "eg_enum_name",
   "eg_stats",
   "eg_tensor_create",
@@ -83,6 +86,8 @@ interface Exports {
   eg_free(ptr: I, bytes: I): void;
   eg_last_error_ptr(): I;
   eg_last_error_len(): I;
+  eg_last_error_layer(): I;
+  eg_last_error_role(): I;
   eg_enum_name(kind: I, id: I, outPtr: I, cap: I): I;
   eg_stats(out: I): I;
   eg_tensor_create(rows: I, cols: I, out: I): I;
@@ -263,9 +268,18 @@ export class Abi {
     return new TextDecoder().decode(this.u8.slice(ptr, ptr + len));
   }
 
+  /** Where the last failure happened (layer, parameter role), as the wasm side located it. */
+  lastErrorAt(): NonFiniteDetails {
+    const layer = this.#x.eg_last_error_layer();
+    const role = PARAM_ROLES[this.#x.eg_last_error_role()];
+    return { ...(layer >= 0 ? { layer } : {}), ...(role ? { role } : {}) };
+  }
+
   /** Throws the typed error for a non-zero status; `where` names the public call. */
   #check(status: number, where: string): void {
-    if (status !== 0) throw errorForStatus(status, `${where}: ${this.lastError() || "failed"}`);
+    if (status === 0) return;
+    const details = status === Status.nonFinite ? this.lastErrorAt() : {};
+    throw errorForStatus(status, `${where}: ${this.lastError() || "failed"}`, details);
   }
 
   // ---- typed wrappers, one per export ----

@@ -165,7 +165,7 @@ export class InternalError extends EdgegradError {
 }
 
 /** Builds the typed error for a non-zero ABI status code. */
-export function errorForStatus(status: number, message: string): EdgegradError {
+export function errorForStatus(status: number, message: string, details: NonFiniteDetails = {}): EdgegradError {
   switch (status) {
     case Status.invalidArgument:
       return new InvalidArgumentError(message);
@@ -178,7 +178,7 @@ export function errorForStatus(status: number, message: string): EdgegradError {
     case Status.invalidState:
       return new StateError(message);
     case Status.nonFinite:
-      return new NonFiniteError(message);
+      return new NonFiniteError(message, details);
     case Status.internal:
       return new InternalError(message);
     default:

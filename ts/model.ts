@@ -430,16 +430,6 @@ function checkFinite(name: string, a: Float32Array): void {
   }
 }
 
-/** Reads a NonFiniteError's layer and parameter role out of Rust's message ("layer 2", "layers[2]", "bias"). */
-function nonFiniteWhere(message: string): { layer?: number; role?: ParamRole } {
-  const layer = /\blayers?\s*\[?\s*(\d+)/.exec(message);
-  const role = new RegExp(`\\b(${PARAM_ROLES.join("|")})\\b`).exec(message);
-  return {
-    ...(layer ? { layer: Number(layer[1]) } : {}),
-    ...(role ? { role: role[1] as ParamRole } : {}),
-  };
-}
-
 /**
  * A sequential stack of dense, batchNorm and dropout layers, trained in WebAssembly; free it
  * with `dispose()` or `using`.
@@ -868,7 +858,7 @@ export class Sequential implements Disposable {
   /** Adds step, layer and role to a NonFiniteError from a refused step (nothing changed, so step is still the old count). */
   #nonFinite(e: unknown, step: boolean): unknown {
     if (!(e instanceof NonFiniteError) || this.#handle === 0) return e;
-    const where = nonFiniteWhere(e.message);
+    const where = { ...(e.layer === undefined ? {} : { layer: e.layer }), ...(e.role === undefined ? {} : { role: e.role }) };
     const out = new NonFiniteError(e.message, { ...(step ? { step: this.step + 1 } : {}), ...where });
     if (e.stack) out.stack = e.stack;
     return out;

@@ -8,6 +8,7 @@ import { cosineAnnealingLR, dense, init, sgd } from "edgegrad";
 // to the package's index.js (served under ./edgegrad/). It is not a package export: with a
 // bundler, copy the file or write your own charts from the same onEpochEnd / onBatchEnd data.
 import { CHART_CSS, GradientRecorder, trainingCharts } from "./edgegrad/charts.js";
+import { spirals } from "./spirals.js";
 
 const EPOCHS = 150;
 const status = document.getElementById("status");
@@ -15,25 +16,6 @@ const canvas = document.getElementById("regions");
 const chartsEl = document.getElementById("charts");
 document.head.append(Object.assign(document.createElement("style"), { textContent: CHART_CSS }));
 
-/** `n` points per arm of two spirals with a little noise, from a seeded generator. */
-function spirals(n, seed) {
-  let s = seed >>> 0;
-  const rand = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
-  const x = new Float32Array(4 * n);
-  const y = new Int32Array(2 * n);
-  for (let i = 0; i < n; i++) {
-    const r = i / n;
-    const t = 1.25 * 2 * Math.PI * r;
-    for (const arm of [0, 1]) {
-      const row = 2 * i + arm;
-      const sign = arm === 0 ? 1 : -1;
-      x[2 * row] = sign * r * Math.sin(t) + (rand() - 0.5) * 0.08;
-      x[2 * row + 1] = sign * r * Math.cos(t) + (rand() - 0.5) * 0.08;
-      y[row] = arm;
-    }
-  }
-  return { x, y };
-}
 
 /** Redraws the four charts (one card each, created on first use) from what training logged so far. */
 function drawCharts(data) {

@@ -23,11 +23,27 @@ pub enum ErrorKind {
 pub struct NnError {
     pub kind: ErrorKind,
     pub message: String,
+    /// Where a non-finite value was found: the layer and, when it is a parameter's gradient or
+    /// value, the parameter's role. Passed across the boundary as numbers, so callers need not
+    /// parse `message`.
+    pub at: Option<ErrorAt>,
+}
+
+/// The layer (and parameter role) an error concerns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorAt {
+    pub layer: usize,
+    pub role: Option<crate::model::Role>,
 }
 
 impl NnError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        NnError { kind, message: message.into() }
+        NnError { kind, message: message.into(), at: None }
+    }
+    /// The same error, located at `layer` (and the parameter `role`, when there is one).
+    pub fn at(mut self, layer: usize, role: Option<crate::model::Role>) -> Self {
+        self.at = Some(ErrorAt { layer, role });
+        self
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidArgument, message)

@@ -15,7 +15,7 @@ pub mod optim;
 pub mod rng;
 
 pub use edgegrad_kernels as kernels;
-pub use error::{ErrorKind, NnError, Result};
+pub use error::{ErrorAt, ErrorKind, NnError, Result};
 pub use init::Init;
 pub use model::{Layer, LayerKind, LayerSpec, Model, ParamGroup, Role, Segment, STATS_HEADER, STATS_PER_LAYER};
 pub use optim::{Optimizer, OptimizerKind};

@@ -666,7 +666,8 @@ impl Model {
         }
         if let Some(i) = src.iter().position(|v| !v.is_finite()) {
             let s = self.segments.iter().find(|s| i < s.offset + s.len).copied().unwrap_or(self.segments[0]);
-            return Err(NnError::non_finite(format!("weights: layer {} {} has a non-finite value", s.layer, s.role.name())));
+            return Err(NnError::non_finite(format!("weights: layer {} {} has a non-finite value", s.layer, s.role.name()))
+                .at(s.layer, Some(s.role)));
         }
         self.params.copy_from_slice(src);
         Ok(())
@@ -721,7 +722,8 @@ impl Model {
             .iter()
             .position(|layer| y_of(&t.acts, layer, t.max_batch, batch).iter().any(|v| !v.is_finite()))
             .unwrap_or(self.layers.len() - 1);
-        Err(NnError::non_finite(format!("loss is {loss} at step {}, layer {bad} (output); update not applied", t.step + 1)))
+        Err(NnError::non_finite(format!("loss is {loss} at step {}, layer {bad} (output); update not applied", t.step + 1))
+            .at(bad, None))
     }
 
     /// One read pass over the gradients: per-layer squared norms (kept in `layer_sq`), the
@@ -745,7 +747,8 @@ impl Model {
                         "gradient is not finite at step {}, layer {l} ({}); update not applied",
                         t.step + 1,
                         s.role.name()
-                    )));
+                    ))
+                    .at(l, Some(s.role)));
                 }
                 layer_raw += raw;
                 norms.clamped += clamped;

@@ -34,6 +34,7 @@ const LAYER_SPEC_WORDS: usize = 8;
 struct State {
     table: Table,
     last_error: String,
+    last_error_at: Option<edgegrad_nn::ErrorAt>,
     scratch: Vec<f32>,
 }
 
@@ -47,9 +48,10 @@ fn call(f: impl FnOnce(&mut State) -> CallResult<()>) -> i32 {
         let mut state = cell.borrow_mut();
         match f(&mut state) {
             Ok(()) => Status::Ok as i32,
-            Err(Failure { status, message }) => {
+            Err(Failure { status, message, at }) => {
                 state.last_error.clear();
                 state.last_error.push_str(&message);
+                state.last_error_at = at;
                 status as i32
             }
         }
@@ -164,6 +166,18 @@ pub extern "C" fn eg_set_heap_limit(bytes: u32) -> u32 {
 #[no_mangle]
 pub extern "C" fn eg_last_error_ptr() -> u32 {
     STATE.with(|s| s.borrow().last_error.as_ptr() as usize as u32)
+}
+
+/// Layer the last failure concerns (a non-finite loss or gradient), or -1 when it names none.
+#[no_mangle]
+pub extern "C" fn eg_last_error_layer() -> i32 {
+    STATE.with(|s| s.borrow().last_error_at.map_or(-1, |a| a.layer as i32))
+}
+
+/// Parameter role (0 kernel, 1 bias, 2 gamma, 3 beta) the last failure concerns, or -1.
+#[no_mangle]
+pub extern "C" fn eg_last_error_role() -> i32 {
+    STATE.with(|s| s.borrow().last_error_at.and_then(|a| a.role).map_or(-1, |r| r as i32))
 }
 
 /// Byte length of the last failure's message.
@@ -331,7 +345,8 @@ pub extern "C" fn eg_model_create(inputs: u32, n_layers: u32, spec_ptr: u32, see
         let words = n_layers as usize * LAYER_SPEC_WORDS;
         let p = region(spec_ptr, words * 4, 4, "spec")?;
         // SAFETY: `region` checked that `words` u32s at p are in linear memory and 4-aligned;
-        // the slice is only read while no allocation happens.
+        // wasm memory never moves (memory.grow only appends), so the slice stays valid while
+        // `to_vec` allocates its copy.
         let raw: Vec<u32> = unsafe { core::slice::from_raw_parts(p as *const u32, words) }.to_vec();
         let mut specs = Vec::with_capacity(n_layers as usize);
         for (l, rec) in raw.chunks_exact(LAYER_SPEC_WORDS).enumerate() {
@@ -375,7 +390,8 @@ pub extern "C" fn eg_model_compile(m: u32, loss_id: u32, max_batch: u32, optimiz
             Vec::new()
         } else {
             let p = region(hp_ptr, hp_len as usize * 4, 4, "hyper-parameters")?;
-            // SAFETY: `region` checked the span and alignment; copied out before any allocation.
+            // SAFETY: `region` checked the span and alignment; linear memory never moves, so it
+            // stays valid while `to_vec` allocates the copy.
             unsafe { core::slice::from_raw_parts(p as *const f32, hp_len as usize) }.to_vec()
         };
         let optimizer = Optimizer::from_abi(optimizer_id, &hp)?;
@@ -624,7 +640,7 @@ pub extern "C" fn eg_model_set_param_groups(m: u32, ptr: u32, n: u32) -> i32 {
         } else {
             let p = region(ptr, n as usize * 8, 4, "paramGroups")?;
             // SAFETY: `region` checked that 2·n f32s at p are in linear memory and 4-aligned;
-            // copied out before any allocation.
+            // linear memory never moves, so it stays valid while the groups are collected.
             let raw = unsafe { core::slice::from_raw_parts(p as *const f32, 2 * n as usize) };
             raw.chunks_exact(2).map(|r| ParamGroup { lr_scale: r[0], weight_decay: r[1] }).collect()
         };
@@ -715,7 +731,8 @@ pub extern "C" fn eg_model_save(m: u32, extra_ptr: u32, extra_len: u32, out: u32
             Vec::new()
         } else {
             let p = region(extra_ptr, extra_len as usize, 1, "extra")?;
-            // SAFETY: `region` checked the span; copied out before any allocation.
+            // SAFETY: `region` checked the span; linear memory never moves, so it
+            // stays valid while `to_vec` allocates the copy.
             unsafe { core::slice::from_raw_parts(p as *const u8, extra_len as usize) }.to_vec()
         };
         let bytes = edgegrad_nn::checkpoint::save(s.table.model_mut(m, "model")?, &extra)?;
@@ -746,7 +763,8 @@ pub extern "C" fn eg_model_load(m: u32, ptr: u32, len: u32, out: u32) -> i32 {
             Vec::new()
         } else {
             let p = region(ptr, len as usize, 1, "checkpoint")?;
-            // SAFETY: `region` checked the span; copied out before any allocation.
+            // SAFETY: `region` checked the span; linear memory never moves, so it
+            // stays valid while `to_vec` allocates the copy.
             unsafe { core::slice::from_raw_parts(p as *const u8, len as usize) }.to_vec()
         };
         let parsed = edgegrad_nn::checkpoint::parse(&bytes)?;

@@ -58,17 +58,19 @@ impl From<ErrorKind> for Status {
 pub struct Failure {
     pub status: Status,
     pub message: String,
+    /// The layer and parameter role the failure concerns, when the model located it.
+    pub at: Option<edgegrad_nn::ErrorAt>,
 }
 
 impl Failure {
     pub fn new(status: Status, message: impl Into<String>) -> Failure {
-        Failure { status, message: message.into() }
+        Failure { status, message: message.into(), at: None }
     }
 }
 
 impl From<edgegrad_nn::NnError> for Failure {
     fn from(e: edgegrad_nn::NnError) -> Failure {
-        Failure { status: e.kind.into(), message: e.message }
+        Failure { status: e.kind.into(), message: e.message, at: e.at }
     }
 }
 
