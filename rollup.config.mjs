@@ -5,6 +5,9 @@
 //   dist/workerd.js  Workers ("workerd", "worker"): init(module) with the Worker's imported
 //                    edgegrad.wasm; never compiles from bytes in Cloudflare's runtime
 //   dist/inline.js   base64-inlined wasm (@rollup/plugin-wasm): init() needs no file or fetch
+//   dist/schedules.js, dist/callbacks.js, dist/safetensors.js   the optional subpath entries
+//                    ("edgegrad/schedules", ...): not re-exported by the runtime entries, so an
+//                    app that does not import them does not carry them
 //   dist/core.js     the shared implementation (one copy, so error classes stay `instanceof`-equal)
 // and copies build/edgegrad.wasm to dist/edgegrad.wasm (with edgegrad.wasm.d.ts). Declarations
 // come from `tsc -p tsconfig.build.json` (see package.json "build:ts").
@@ -42,7 +45,9 @@ function copyWasm() {
   };
 }
 
-const ENTRIES = { index: "ts/index.ts", node: "ts/node.ts", workerd: "ts/workerd.ts", inline: "ts/inline.ts" };
+// The optional parts (issue 5): each imports the shared core, never a copy of it.
+const SUBPATHS = { schedules: "ts/schedules.ts", callbacks: "ts/callbacks.ts", safetensors: "ts/safetensors.ts" };
+const ENTRIES = { index: "ts/index.ts", node: "ts/node.ts", workerd: "ts/workerd.ts", inline: "ts/inline.ts", ...SUBPATHS };
 const ENTRY_FILES = new Set(Object.values(ENTRIES).map((f) => f.slice("ts/".length)));
 // Node-only modules (file I/O) stay in the node entry so the browser and Workers bundles never
 // import a Node built-in.
@@ -82,20 +87,22 @@ const library = {
 };
 
 // ---- CLI (issue 7): dist/cli.js, the `edgegrad` bin. A separate build so the manualChunks rule
-// above does not pull ts/cli/* into core.js; it imports the library through ./node.js (external),
-// so there is one copy of the library and the Node entry's wasm loading is reused.
-const NODE_ENTRY = resolve("ts/node.ts");
+// above does not pull ts/cli/* into core.js; it imports the library through ./node.js and the
+// subpath entries (all external), so there is one copy of the library and the Node entry's wasm
+// loading is reused.
+const LIBRARY_ENTRIES = new Map(["node", ...Object.keys(SUBPATHS)].map((name) => [resolve(ENTRIES[name]), `./${name}.js`]));
+const libraryEntry = (id) => LIBRARY_ENTRIES.get(id.replace(/\.js$/, ".ts"));
 const cli = {
   input: { cli: "ts/cli/bin.ts" },
   external: (id, importer) =>
-    builtinModules.includes(id.replace(/^node:/, "")) || (importer !== undefined && resolve(importer, "..", id).replace(/\.js$/, ".ts") === NODE_ENTRY),
+    builtinModules.includes(id.replace(/^node:/, "")) || (importer !== undefined && libraryEntry(resolve(importer, "..", id)) !== undefined),
   output: {
     dir: "dist",
     format: "es",
     sourcemap: true,
     entryFileNames: "[name].js",
     banner: "#!/usr/bin/env node",
-    paths: (id) => (id.replace(/\.js$/, ".ts") === NODE_ENTRY ? "./node.js" : id),
+    paths: (id) => libraryEntry(id) ?? id,
   },
   plugins: [
     typescript({ tsconfig: "./tsconfig.json", include: ["ts/**/*.ts"], outDir: "dist", sourceMap: true, declaration: false, noEmitOnError: true }),

@@ -28,7 +28,7 @@ function leb(n) {
 const section = (id, bytes) => [id, ...leb(bytes.length), ...bytes];
 const vec = (items) => [...leb(items.length), ...items.flat()];
 const simd = (op, ...imm) => [0xfd, ...leb(op), ...imm];
-const OP = { splat: 0x13, extractLane: 0x1f, add: 0xe4, mul: 0xe6 }; // f32x4.* opcodes
+const OP = { splat: 0x13, extractLane: 0x1f, add: 0xe4, mul: 0xe6, relaxedMadd: 0x105 }; // f32x4.* opcodes
 const localGet = (i) => [0x20, ...leb(i)];
 const localSet = (i) => [0x21, ...leb(i)];
 const f32const = (v) => [0x43, ...new Uint8Array(Float32Array.of(v).buffer)];
@@ -36,8 +36,10 @@ const f32const = (v) => [0x43, ...new Uint8Array(Float32Array.of(v).buffer)];
 /**
  * Bytes of a module exporting `peak(trips: i32) -> f32`, which runs `trips` loop trips of
  * UNROLL rounds over `acc` accumulators and returns a lane sum so nothing is dead code.
+ * With `fused`, each round is one relaxed-simd `f32x4.relaxed_madd` (acc·c + d, a fused
+ * multiply-add where the CPU has FMA) instead of `f32x4.mul` + `f32x4.add`: the same flops.
  */
-export function peakModuleBytes(acc) {
+export function peakModuleBytes(acc, { fused = false } = {}) {
   // Locals: 0 = trips (param, i32); then v128: c, d, acc0..acc{A-1}.
   const C = 1;
   const D = 2;
@@ -50,7 +52,8 @@ export function peakModuleBytes(acc) {
   body.push(0x03, 0x40); // loop (no result)
   for (let u = 0; u < UNROLL; u++) {
     for (let i = 0; i < acc; i++) {
-      body.push(...localGet(A0 + i), ...localGet(C), ...simd(OP.mul), ...localGet(D), ...simd(OP.add), ...localSet(A0 + i));
+      if (fused) body.push(...localGet(A0 + i), ...localGet(C), ...localGet(D), ...simd(OP.relaxedMadd), ...localSet(A0 + i));
+      else body.push(...localGet(A0 + i), ...localGet(C), ...simd(OP.mul), ...localGet(D), ...simd(OP.add), ...localSet(A0 + i));
     }
   }
   // trips -= 1; br_if trips != 0
@@ -79,10 +82,10 @@ export const flopsPerTrip = (acc) => UNROLL * acc * 8;
  * per-count figures. Each count gets a warm-up (tier-up to TurboFan) then `reps` timed runs of
  * about `runMs`; the best run is the estimate of the limit (noise only ever slows a loop down).
  */
-export function measurePeak({ runMs = 40, reps = 15 } = {}) {
+export function measurePeak({ runMs = 40, reps = 15, fused = false } = {}) {
   const perCount = [];
   for (const acc of ACCUMULATOR_COUNTS) {
-    const { exports } = new WebAssembly.Instance(new WebAssembly.Module(peakModuleBytes(acc)));
+    const { exports } = new WebAssembly.Instance(new WebAssembly.Module(peakModuleBytes(acc, { fused })));
     const peak = exports.peak;
     let trips = 1000;
     let ms = 0;
@@ -104,3 +107,6 @@ export function measurePeak({ runMs = 40, reps = 15 } = {}) {
   const top = perCount.reduce((a, b) => (b.gflops > a.gflops ? b : a));
   return { gflops: top.gflops, accumulators: top.accumulators, perCount };
 }
+
+/** True when this engine validates relaxed-simd (Node ≥ 22, Chromium ≥ 114; Node 20 only with --experimental-wasm-relaxed-simd). */
+export const hasRelaxedSimd = () => WebAssembly.validate(peakModuleBytes(1, { fused: true }));

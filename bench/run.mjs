@@ -13,7 +13,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BUDGETS, measure } from "./harness.mjs";
 import { loadImpls } from "./impls.mjs";
-import { measurePeak } from "./peak.mjs";
+import { hasRelaxedSimd, measurePeak } from "./peak.mjs";
 import { compareSamples, ratioCI } from "./stats.mjs";
 import { printBenchmark, printSummary, ratioRows, writeHtml } from "./report.mjs";
 import { MLPS, evaluateTargets, probeMlp, workloads } from "./workloads.mjs";
@@ -102,7 +102,15 @@ console.log(`sampling: ≥ ${budget.samples} samples of ~${budget.sampleMs} ms a
 
 const peakOpts = opts.quick ? { runMs: 20, reps: 8 } : { runMs: 40, reps: 15 };
 const peakRuns = [measurePeak(peakOpts)];
-console.log(`peak probe: ${peakRuns[0].gflops.toFixed(1)} GFLOP/s simd128 f32 mul+add (best of ${peakRuns[0].perCount.map((p) => `${p.accumulators} acc ${p.gflops.toFixed(1)}`).join(", ")})\n`);
+console.log(`peak probe: ${peakRuns[0].gflops.toFixed(1)} GFLOP/s simd128 f32 mul+add (best of ${peakRuns[0].perCount.map((p) => `${p.accumulators} acc ${p.gflops.toFixed(1)}`).join(", ")})`);
+// For reference only (edgegrad ships no relaxed-simd build; README "Speed" says why): the limit
+// with fused multiply-add, where the engine validates relaxed-simd.
+const fmaPeak = hasRelaxedSimd() ? measurePeak({ ...peakOpts, fused: true }) : null;
+console.log(
+  fmaPeak
+    ? `relaxed-simd probe: ${fmaPeak.gflops.toFixed(1)} GFLOP/s f32x4.relaxed_madd (${((fmaPeak.gflops / peakRuns[0].gflops - 1) * 100).toFixed(0)} % above mul+add)\n`
+    : "relaxed-simd probe: not validated by this engine (Node 20: --experimental-wasm-relaxed-simd)\n",
+);
 
 // ---------------------------------------------------------------------------------------------
 // Timed workloads: every implementation back to back on the same workload, so drift in the
@@ -275,7 +283,7 @@ const meta = {
   edgegradWasm: edgegrad.wasmHash,
   edgegradFeatures: edgegrad.features,
   budget,
-  peak: { gflops: peak, runs: peakRuns },
+  peak: { gflops: peak, runs: peakRuns, relaxedSimdFma: fmaPeak },
   baseline: baseline?.file ?? null,
   loadAverage: { start: loadStart, end: os.loadavg()[0] },
   durationS: 0,

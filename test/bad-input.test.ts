@@ -15,16 +15,15 @@ import {
   dropout,
   init,
   InvalidArgumentError,
-  loadSafetensors,
   NonFiniteError,
   OutOfMemoryError,
   ShapeError,
   StateError,
-  toSafetensors,
   type Edgegrad,
   type EdgegradError,
   type Sequential,
 } from "../ts/node.js";
+import { loadSafetensors, toSafetensors } from "../ts/safetensors.js";
 import { rng, WASM } from "./helpers.js";
 
 const DOC = fileURLToPath(new URL("../docs/bad-input.md", import.meta.url));

@@ -21,7 +21,7 @@ import {
   type Sequential,
 } from "../ts/node.js";
 import { loadBatchNormFixture, type BatchNormConfig } from "./fixtures/batchnorm.js";
-import { arraysOf, bitsOf, compareArrays, compareLayers, denseLayers, expectNoMismatches, fixtureWeights, normal, rng, thrown, WASM } from "./helpers.js";
+import { arraysOf, bitsOf, compareArrays, compareLayers, denseLayers, expectNoMismatches, fixtureWeights, modelCreate, normal, rng, thrown, WASM } from "./helpers.js";
 import {
   finiteDifferences,
   minKinkDistance,
@@ -365,15 +365,15 @@ describe("batchNorm needs more than one sample per training batch", () => {
     abi.u32.set([0, 4, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0], spec >>> 2);
     abi.f32[(spec >>> 2) + 13] = 0.1; // momentum
     abi.f32[(spec >>> 2) + 14] = 1e-5; // eps
-    const h = abi.modelCreate(3, 2, spec, 1, 0, "t");
+    const h = modelCreate(abi, 3, 2, spec, 1, 0, "t");
     abi.free(spec, 64);
     abi.f32.set([0.1, 0, 0, 0, 0], abi.out >>> 2);
-    abi.modelCompile(h, 1, 4, 0, abi.out, 5, "compile");
+    abi.call("compile", "eg_model_compile", h, 1, 4, 0, abi.out, 5);
     expect(() => abi.modelTrainStaged(h, 1, "trainStep")).toThrow(InvalidArgumentError);
     expect(() => abi.modelTrainStaged(h, 1, "trainStep")).toThrow("trainStep: batch: batchNorm needs more than 1 sample per batch in training mode");
-    abi.modelSetTraining(h, false, "eval");
+    abi.call("eval", "eg_model_set_training", h, 0);
     abi.modelTrainStaged(h, 1, "trainStep");
-    abi.modelFree(h, "t");
+    abi.call("t", "eg_model_free", h);
   });
 
   it("fit refuses a split that leaves a 1-row last batch before any step", async () => {

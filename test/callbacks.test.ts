@@ -1,7 +1,9 @@
 // ts/callbacks.ts with Sequential.fit(): early stopping (patience, minDelta, best-weights
 // restore, the fit() stop signal), the learning-rate logger under a schedule, and typed errors.
 import { beforeAll, describe, expect, it } from "vitest";
-import { callbacks, dense, earlyStopping, init, InvalidArgumentError, lrLogger, modelCheckpoint, sgd, stepLR, type Edgegrad, type EpochLogs } from "../ts/node.js";
+import { callbacks, earlyStopping, lrLogger, modelCheckpoint } from "../ts/callbacks.js";
+import { dense, init, InvalidArgumentError, sgd, type Edgegrad, type EpochLogs } from "../ts/node.js";
+import { stepLR } from "../ts/schedules.js";
 import { bitsOf, arraysOf, normal, rng, WASM } from "./helpers.js";
 
 let eg: Edgegrad;

@@ -19,10 +19,10 @@ import {
   loadCheckpoint,
   saveCheckpoint,
   sgd,
-  stepLR,
   type Edgegrad,
   type Sequential,
 } from "../ts/node.js";
+import { stepLR } from "../ts/schedules.js";
 import { rng, WASM } from "./helpers.js";
 
 
@@ -258,7 +258,7 @@ describe("fuzz load (seeded, bounded)", () => {
 
 describe("schedule state", () => {
   it("reduceLROnPlateau's best, bad-epoch count and cooldown survive a checkpoint", async () => {
-    const { reduceLROnPlateau } = await import("../ts/node.js");
+    const { reduceLROnPlateau } = await import("../ts/schedules.js");
     const s1 = reduceLROnPlateau({ patience: 1, cooldown: 1, factor: 0.5 });
     const a = net(eg);
     await a.fit(X, Y, { epochs: 4, batchSize: 10, schedule: s1 });

@@ -1,7 +1,20 @@
 // Small helpers shared by the test files (not a test file itself).
 import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
+import type { Abi } from "../ts/abi.js";
 import type { DenseWeights, EdgegradError, LayerWeights } from "../ts/node.js";
+
+/** eg_tensor_create through the ABI: a zero-filled (rows, cols) tensor's handle (data address at outU32(1)). */
+export function tensorCreate(abi: Abi, rows: number, cols: number, where: string): number {
+  abi.call(where, "eg_tensor_create", rows, cols, abi.out);
+  return abi.outU32(0);
+}
+
+/** eg_model_create through the ABI: a model from `nLayers` 8-word layer records at `spec`; returns its handle. */
+export function modelCreate(abi: Abi, inputs: number, nLayers: number, spec: number, seedLo: number, seedHi: number, where: string): number {
+  abi.call(where, "eg_model_create", inputs, nLayers, spec, seedLo, seedHi, abi.out);
+  return abi.outU32(0);
+}
 
 /** Narrows getWeights()/computeGradients() of an all-dense model to DenseWeights (throws otherwise). */
 export function denseLayers(weights: LayerWeights[]): DenseWeights[] {

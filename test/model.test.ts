@@ -5,7 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadAbi } from "../ts/abi.js";
-import { arraysOf, bitsOf, denseLayers, thrown, WASM, rng } from "./helpers.js";
+import { arraysOf, bitsOf, denseLayers, modelCreate, thrown, WASM, rng } from "./helpers.js";
 import {
   dense,
   DisposedError,
@@ -123,14 +123,14 @@ describe("construction and compile", () => {
     // One 8-word v2 layer record: dense, 3 units, identity, alpha 0, init auto, p0, p1, 0.
     const spec = abi.alloc(32, "t");
     abi.u32.set([0, 3, 0, 0, 0, 0, 0, 0], spec >>> 2);
-    const h = abi.modelCreate(2, 1, spec, 1, 0, "t");
+    const h = modelCreate(abi, 2, 1, spec, 1, 0, "t");
     abi.free(spec, 32);
     // sgd: [lr, momentum, dampening, weight_decay, nesterov]
     abi.f32.set([NaN, 0, 0, 0, 0], abi.out >>> 2);
-    expect(() => abi.modelCompile(h, 0, 4, 0, abi.out, 5, "compile")).toThrow(/^compile: (sgd\.)?lr: must be finite/);
+    expect(() => abi.call("compile", "eg_model_compile", h, 0, 4, 0, abi.out, 5)).toThrow(/^compile: (sgd\.)?lr: must be finite/);
     abi.f32.set([0.1, 0, 0, 0, 0], abi.out >>> 2);
-    abi.modelCompile(h, 0, 4, 0, abi.out, 5, "compile");
-    abi.modelInfo(h, "t");
+    abi.call("compile", "eg_model_compile", h, 0, 4, 0, abi.out, 5);
+    abi.call("t", "eg_model_info", h, abi.out);
     const [xs, ys] = [abi.outU32(7) >>> 2, abi.outU32(8) >>> 2];
     abi.f32.set([1, 2], xs);
     abi.f32[ys] = 3; // 3 classes: ids 0..2
@@ -138,7 +138,7 @@ describe("construction and compile", () => {
     expect(() => abi.modelTrainStaged(h, 1, "trainStep")).toThrow(/label 3 at row 0/);
     abi.f32[ys] = 0.5;
     expect(() => abi.modelTrainStaged(h, 1, "trainStep")).toThrow(/label 0\.5/);
-    abi.modelFree(h, "t");
+    abi.call("t", "eg_model_free", h);
   });
 
   it("compile resets the step counter", () => {

@@ -10,21 +10,17 @@ import {
   adam,
   adamw,
   batchNorm,
-  cosineAnnealingLR,
   dense,
-  exponentialLR,
   init,
-  reduceLROnPlateau,
   rmsprop,
   sgd,
-  stepLR,
   type CompileOptions,
   type Edgegrad,
   type OptimizerSpec,
   type ParamGroup,
-  type Schedule,
   type Sequential,
 } from "../ts/node.js";
+import { cosineAnnealingLR, exponentialLR, reduceLROnPlateau, stepLR, type Schedule } from "../ts/schedules.js";
 import { loadOptimFixture, type FixtureGroup, type OptimCase, type ScheduleCase } from "./fixtures/optim.js";
 import { compareArrays, compareLayers, expectNoMismatches, fixtureWeights } from "./helpers.js";
 

@@ -8,25 +8,21 @@ import {
   adam,
   adamw,
   batchNorm,
-  cosineAnnealingLR,
   dense,
   DisposedError,
   dropout,
-  exponentialLR,
   init,
   InvalidArgumentError,
   NonFiniteError,
-  ReduceLROnPlateau,
-  reduceLROnPlateau,
   rmsprop,
   sgd,
   ShapeError,
   StateError,
-  stepLR,
   type EdgegradError,
   type Edgegrad,
   type Sequential,
 } from "../ts/node.js";
+import { cosineAnnealingLR, exponentialLR, ReduceLROnPlateau, reduceLROnPlateau, stepLR } from "../ts/schedules.js";
 import { arraysOf, bitsOf, denseLayers, normal, rng, thrown, WASM } from "./helpers.js";
 
 

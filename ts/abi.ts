@@ -34,49 +34,29 @@ export type ReadPath = (path: string | URL) => Promise<Uint8Array>;
 /** `eg_enum_name` kinds. */
 export const EnumKind = { status: 0, activation: 1, loss: 2, optimizer: 3, init: 4, layerKind: 5, paramRole: 6 } as const;
 
-/** Every export the TS layer calls; a module missing any of them is rejected at load. */
-export const EXPORT_NAMES = [
-  "eg_abi_version",
-  "eg_alloc",
-  "eg_free",
-  "eg_last_error_ptr",
-  "eg_last_error_len",
-  "eg_last_error_layer",
-  "eg_last_error_role",
-  "eg_enum_name",
-  "eg_stats",
-  "eg_tensor_create",
-  "eg_tensor_info",
-  "eg_tensor_free",
-  "eg_matmul",
-  "eg_model_create",
-  "eg_model_compile",
-  "eg_model_info",
-  "eg_model_layer_info",
-  "eg_model_train_staged",
-  "eg_model_grad_staged",
-  "eg_model_shuffle",
-  "eg_model_train_rows",
-  "eg_model_predict_staged",
-  "eg_model_evaluate_staged",
-  "eg_model_set_params",
-  "eg_model_free",
-  "eg_model_set_training",
-  "eg_model_set_lr",
-  "eg_model_set_param_groups",
-  "eg_model_set_clipping",
-  "eg_model_segment_info",
-  "eg_model_stats_ptr",
-  "eg_model_buffers",
-  "eg_model_apply_gradients",
-  "eg_model_optimizer_state",
-  "eg_model_save",
-  "eg_model_load",
-  "eg_model_set_buffers",
-  "eg_set_heap_limit",
-] as const;
+/**
+ * Every export the TS layer calls (without their "eg_" prefix, one string to keep the bundle
+ * small); a module missing any of them is rejected at load.
+ */
+export const EXPORT_NAMES = (
+  "abi_version alloc free last_error_ptr last_error_len last_error_layer last_error_role " +
+  "enum_name stats tensor_create tensor_info tensor_free matmul model_create model_compile " +
+  "model_info model_layer_info model_train_staged model_grad_staged model_shuffle " +
+  "model_train_rows model_predict_staged model_evaluate_staged model_set_params model_free " +
+  "model_set_training model_set_lr model_set_param_groups model_set_clipping model_segment_info " +
+  "model_stats_ptr model_buffers model_apply_gradients model_optimizer_state model_save " +
+  "model_load model_set_buffers set_heap_limit"
+)
+  .split(" ")
+  .map((n) => `eg_${n}` as ExportName);
+
+/** The name of one function export of the C-ABI. */
+type ExportName = Exclude<keyof Exports, "memory">;
 
 type I = number;
+
+/** What to do after a trap, the end of every PoisonedError message. */
+const AFTER_TRAP = "call init() for a fresh instance (saved checkpoints are unaffected)";
 
 /** Raw signatures of the C-ABI exports (wasm i32 arrive in JS as signed numbers). */
 interface Exports {
@@ -120,6 +100,12 @@ interface Exports {
   eg_model_set_buffers(m: I, src: I, len: I): I;
   eg_set_heap_limit(bytes: I): I;
 }
+
+/** The exports that return a status code (0 = ok, else a Status), called through `Abi.call`. */
+type StatusExport = Exclude<
+  keyof Exports,
+  "memory" | "eg_abi_version" | "eg_alloc" | "eg_free" | "eg_last_error_ptr" | "eg_last_error_len" | "eg_last_error_layer" | "eg_last_error_role" | "eg_enum_name" | "eg_set_heap_limit"
+>;
 
 /** Allocator and handle statistics as reported by `eg_stats`. */
 export interface RawStats {
@@ -185,7 +171,7 @@ export class Abi {
           if (!(err instanceof WebAssembly.RuntimeError)) throw err;
           this.#poisoned = `${name}: ${err.message}`;
           throw new PoisonedError(
-            `${name} trapped (${err.message}); this edgegrad instance is now unusable: call init() for a fresh instance (saved checkpoints are unaffected)`,
+            `${name} trapped (${err.message}); this edgegrad instance is now unusable: ${AFTER_TRAP}`,
             { cause: err },
           );
         }
@@ -196,7 +182,7 @@ export class Abi {
 
   #poisonedError(): PoisonedError {
     return new PoisonedError(
-      `the wasm instance trapped earlier (${this.#poisoned}), so its memory may be inconsistent; call init() for a fresh instance (saved checkpoints are unaffected)`,
+      `the wasm instance trapped earlier (${this.#poisoned}), so its memory may be inconsistent; ${AFTER_TRAP}`,
     );
   }
 
@@ -271,8 +257,7 @@ export class Abi {
   /** Where the last failure happened (layer, parameter role), as the wasm side located it. */
   lastErrorAt(): NonFiniteDetails {
     const layer = this.#x.eg_last_error_layer();
-    const role = PARAM_ROLES[this.#x.eg_last_error_role()];
-    return { ...(layer >= 0 ? { layer } : {}), ...(role ? { role } : {}) };
+    return { layer: layer >= 0 ? layer : undefined, role: PARAM_ROLES[this.#x.eg_last_error_role()] };
   }
 
   /** Throws the typed error for a non-zero status; `where` names the public call. */
@@ -282,11 +267,17 @@ export class Abi {
     throw errorForStatus(status, `${where}: ${this.lastError() || "failed"}`, details);
   }
 
-  // ---- typed wrappers, one per export ----
+  // ---- calls ----
 
-  /** `eg_abi_version()`. */
-  version(): number {
-    return this.#x.eg_abi_version() >>> 0;
+  /**
+   * Calls a status-returning export through the trap guard and throws the typed error for a
+   * non-zero status; `where` names the public call. Typed by the export's own signature; exports
+   * that write results take the out-scratch (`abi.out`) as their last argument.
+   */
+  call<K extends StatusExport>(where: string, name: K, ...args: Parameters<Exports[K]>): void;
+  call(where: string, name: StatusExport, a?: I, b?: I, c?: I, d?: I, e?: I, f?: I, g?: I): void {
+    // Fixed arity like the guard: no argument array per call.
+    this.#check((this.#x[name] as Raw)(a, b, c, d, e, f, g), where);
   }
 
   /** Allocates `bytes` bytes on the wasm heap (8-aligned); throws OutOfMemoryError on failure. */
@@ -306,17 +297,9 @@ export class Abi {
     this.#x.eg_free(ptr, bytes);
   }
 
-  /** Rust's name for enum `id` of `kind` (see EnumKind), or null when the id is unknown. */
-  enumName(kind: number, id: number): string | null {
-    const len = this.#x.eg_enum_name(kind, id, this.out, OUT_BYTES);
-    if (len < 0) return null;
-    if (len > OUT_BYTES) throw new AbiError(`eg_enum_name(${kind}, ${id}) returned length ${len} > ${OUT_BYTES}`);
-    return new TextDecoder().decode(this.u8.slice(this.out, this.out + len));
-  }
-
   /** `eg_stats`: allocator and handle counters. */
   stats(): RawStats {
-    this.#check(this.#x.eg_stats(this.out), "memory");
+    this.call("memory", "eg_stats", this.out);
     return {
       liveHandles: this.outF64(0),
       liveBytes: this.outF64(1),
@@ -326,48 +309,7 @@ export class Abi {
     };
   }
 
-  /** Creates a zero-filled (rows, cols) f32 tensor; returns its handle, data pointer at outU32(1). */
-  tensorCreate(rows: number, cols: number, where: string): number {
-    this.#check(this.#x.eg_tensor_create(rows, cols, this.out), where);
-    return this.outU32(0);
-  }
-
-  /** Fills the out-scratch with rows, cols, data pointer of tensor `h`. */
-  tensorInfo(h: number, where: string): void {
-    this.#check(this.#x.eg_tensor_info(h, this.out), where);
-  }
-
-  /** Frees tensor `h`. */
-  tensorFree(h: number, where: string): void {
-    this.#check(this.#x.eg_tensor_free(h), where);
-  }
-
-  /** New tensor op(a)·op(b); returns its handle (ptr, rows, cols at outU32(1..3)). */
-  matmul(a: number, b: number, transA: boolean, transB: boolean, where: string): number {
-    this.#check(this.#x.eg_matmul(a, b, transA ? 1 : 0, transB ? 1 : 0, this.out), where);
-    return this.outU32(0);
-  }
-
-  /** Creates a model from `nLayers` 8-word layer records at `specPtr`; returns its handle. */
-  modelCreate(inputs: number, nLayers: number, specPtr: number, seedLo: number, seedHi: number, where: string): number {
-    this.#check(this.#x.eg_model_create(inputs, nLayers, specPtr, seedLo, seedHi, this.out), where);
-    return this.outU32(0);
-  }
-
-  /** (Re)compiles model `m` with a loss id, max batch, optimizer id and f32 hyper-parameters. */
-  modelCompile(m: number, loss: number, maxBatch: number, optimizer: number, hpPtr: number, hpLen: number, where: string): void {
-    this.#check(this.#x.eg_model_compile(m, loss, maxBatch, optimizer, hpPtr, hpLen), where);
-  }
-
-  /** Fills the out-scratch with the 16-word model info record. */
-  modelInfo(m: number, where: string): void {
-    this.#check(this.#x.eg_model_info(m, this.out), where);
-  }
-
-  /** Fills the out-scratch with the 8-word layer info record. */
-  modelLayerInfo(m: number, layer: number, where: string): void {
-    this.#check(this.#x.eg_model_layer_info(m, layer, this.out), where);
-  }
+  // ---- the calls of the training and inference loops, written out (no generic dispatch) ----
 
   /** One training step on the staged batch; returns the mean loss (grad norm and clip scale at outF32(1..2)). */
   modelTrainStaged(m: number, batch: number, where: string): number {
@@ -379,11 +321,6 @@ export class Abi {
   modelGradStaged(m: number, batch: number, where: string): number {
     this.#check(this.#x.eg_model_grad_staged(m, batch, this.out), where);
     return this.outF32(0);
-  }
-
-  /** Draws the model's next seeded permutation of 0..n. */
-  modelShuffle(m: number, n: number, where: string): void {
-    this.#check(this.#x.eg_model_shuffle(m, n), where);
   }
 
   /** One training step on rows of dataset tensors x and y; returns the mean loss. */
@@ -403,82 +340,14 @@ export class Abi {
     this.#check(this.#x.eg_model_evaluate_staged(m, batch, this.out), where);
     return this.outF32(0);
   }
-
-  /** Replaces all parameters with `len` floats at `src` (atomic). */
-  modelSetParams(m: number, src: number, len: number, where: string): void {
-    this.#check(this.#x.eg_model_set_params(m, src, len), where);
-  }
-
-  /** Frees model `m`. */
-  modelFree(m: number, where: string): void {
-    this.#check(this.#x.eg_model_free(m), where);
-  }
-
-  /** Sets the stored mode of model `m`: training (BN batch statistics, dropout on) or eval. */
-  modelSetTraining(m: number, training: boolean, where: string): void {
-    this.#check(this.#x.eg_model_set_training(m, training ? 1 : 0), where);
-  }
-
-  /** Sets the base learning rate (f32) of model `m`'s optimizer; parameter groups keep their scale. */
-  modelSetLr(m: number, lr: number, where: string): void {
-    this.#check(this.#x.eg_model_set_lr(m, lr), where);
-  }
-
-  /** Sets per-segment [lr scale, weight decay] f32 pairs: `n` records at byte address `ptr`. */
-  modelSetParamGroups(m: number, ptr: number, n: number, where: string): void {
-    this.#check(this.#x.eg_model_set_param_groups(m, ptr, n), where);
-  }
-
-  /** Sets gradient clipping by global L2 norm and by value (0 = off). */
-  modelSetClipping(m: number, clipNorm: number, clipValue: number, where: string): void {
-    this.#check(this.#x.eg_model_set_clipping(m, clipNorm, clipValue), where);
-  }
-
-  /** Fills the out-scratch with parameter segment `seg`: layer, role id, offset, length. */
-  modelSegmentInfo(m: number, seg: number, where: string): void {
-    this.#check(this.#x.eg_model_segment_info(m, seg, this.out), where);
-  }
-
-  /** Fills the out-scratch with the address (word 0) and f32 length (word 1) of the step-stats block. */
-  modelStatsPtr(m: number, where: string): void {
-    this.#check(this.#x.eg_model_stats_ptr(m, this.out), where);
-  }
-
-  /** Fills the out-scratch with the address (word 0) and f32 length (word 1) of the buffers arena. */
-  modelBuffers(m: number, where: string): void {
-    this.#check(this.#x.eg_model_buffers(m, this.out), where);
-  }
-
-  /** Clipping and one optimizer update from the gradients arena; returns the loss of the last gradient computation. */
-  modelApplyGradients(m: number, where: string): number {
-    this.#check(this.#x.eg_model_apply_gradients(m, this.out), where);
-    return this.outF32(0);
-  }
-
-  /** Fills the out-scratch with the address, f32 length and role count of the optimizer state arena. */
-  modelOptimizerState(m: number, where: string): void {
-    this.#check(this.#x.eg_model_optimizer_state(m, this.out), where);
-  }
-
-  /** Serialises model `m` plus `extraLen` bytes at `extraPtr`; out-scratch: address and length of a block to `free`. */
-  modelSave(m: number, extraPtr: number, extraLen: number, where: string): void {
-    this.#check(this.#x.eg_model_save(m, extraPtr, extraLen, this.out), where);
-  }
-
-  /** Replaces the batch-norm running statistics with `len` floats at `src` (atomic). */
-  modelSetBuffers(m: number, src: number, len: number, where: string): void {
-    this.#check(this.#x.eg_model_set_buffers(m, src, len), where);
-  }
-
-  /** Checks checkpoint bytes (m = 0) or loads them into model `m`; out-scratch: offset and length of the extra section. */
-  modelLoad(m: number, ptr: number, len: number, where: string): void {
-    this.#check(this.#x.eg_model_load(m, ptr, len, this.out), where);
-  }
 }
 
 // ---- loading ----
 
 const tag = (v: unknown): string => Object.prototype.toString.call(v);
+
+/** The AbiError of a failed load: every message starts with "init(source): ". */
+const loadError = (message: string): AbiError => new AbiError(`init(source): ${message}`);
 
 /**
  * True for a compiled module, also one from another realm (Workers hand those out). Not a type
@@ -488,9 +357,10 @@ export function isModule(v: unknown): boolean {
   return v instanceof WebAssembly.Module || tag(v) === "[object WebAssembly.Module]";
 }
 
+// Duck-typed on purpose: reading the global `Response` in Node loads its fetch implementation
+// (undici), which cost ~13 ms of every cold start.
 function isResponse(v: unknown): v is Response {
   return (
-    (typeof Response !== "undefined" && v instanceof Response) ||
     tag(v) === "[object Response]" ||
     (typeof v === "object" && v !== null && typeof (v as Response).arrayBuffer === "function" && "headers" in v)
   );
@@ -509,14 +379,12 @@ async function compileBytes(bytes: ArrayBuffer | ArrayBufferView): Promise<WebAs
       : new Uint8Array(bytes as ArrayBuffer);
     return await WebAssembly.compile(view as Uint8Array<ArrayBuffer>);
   } catch (e) {
-    throw new AbiError(
-      `init(source): the bytes are not a valid edgegrad.wasm for this runtime (it needs WebAssembly SIMD): ${String(e)}`,
-    );
+    throw loadError(`the bytes are not a valid edgegrad.wasm for this runtime (it needs WebAssembly SIMD): ${String(e)}`);
   }
 }
 
 async function compileResponse(res: Response): Promise<WebAssembly.Module> {
-  if (!res.ok) throw new AbiError(`init(source): fetching ${res.url || "edgegrad.wasm"} failed with HTTP ${res.status}`);
+  if (!res.ok) throw loadError(`fetching ${res.url || "edgegrad.wasm"} failed with HTTP ${res.status}`);
   const type = res.headers?.get?.("content-type") ?? "";
   // compileStreaming consumes the body and rejects without the wasm MIME type, so only use it
   // when the header says it will work.
@@ -524,7 +392,7 @@ async function compileResponse(res: Response): Promise<WebAssembly.Module> {
     try {
       return await WebAssembly.compileStreaming(res);
     } catch (e) {
-      throw new AbiError(`init(source): could not compile ${res.url || "the response"}: ${String(e)}`);
+      throw loadError(`could not compile ${res.url || "the response"}: ${String(e)}`);
     }
   }
   return compileBytes(await res.arrayBuffer());
@@ -544,35 +412,35 @@ export async function compileSource(source: InitSource, readPath?: ReadPath): Pr
     const href = String(s);
     const isFile = s instanceof URL ? s.protocol === "file:" : !looksLikeUrl(href) || href.startsWith("file:");
     if (isFile) {
-      if (!readPath) throw new AbiError(`init(source): cannot read the path ${href} in this runtime; pass bytes, a Response or a URL`);
+      if (!readPath) throw loadError(`cannot read the path ${href} in this runtime; pass bytes, a Response or a URL`);
       let bytes: Uint8Array;
       try {
         bytes = await readPath(typeof s === "string" && s.startsWith("file:") ? new URL(s) : s);
       } catch (e) {
-        throw new AbiError(`init(source): cannot read ${href}: ${String(e)}`);
+        throw loadError(`cannot read ${href}: ${String(e)}`);
       }
       return compileBytes(bytes);
     }
-    if (typeof fetch !== "function") throw new AbiError(`init(source): no fetch() in this runtime to load ${href}`);
+    if (typeof fetch !== "function") throw loadError(`no fetch() in this runtime to load ${href}`);
     let res: Response;
     try {
       res = await fetch(href);
     } catch (e) {
-      throw new AbiError(`init(source): fetching ${href} failed: ${String(e)}`);
+      throw loadError(`fetching ${href} failed: ${String(e)}`);
     }
     return compileResponse(res);
   }
   if (typeof s === "object" && s !== null && "module" in s) {
     const m = (s as { module: unknown }).module;
-    if (!isModule(m)) throw new AbiError(`init(source): source.module is not a WebAssembly.Module, got ${tag(m)}`);
+    if (!isModule(m)) throw loadError(`source.module is not a WebAssembly.Module, got ${tag(m)}`);
     return m as WebAssembly.Module;
   }
   if (typeof s === "object" && s !== null && typeof (s as PromiseLike<unknown>).then === "function") {
     const resolved: unknown = await (s as PromiseLike<unknown>);
     if (isResponse(resolved)) return compileResponse(resolved);
-    throw new AbiError(`init(source): the promise resolved to ${tag(resolved)}, expected a Response`);
+    throw loadError(`the promise resolved to ${tag(resolved)}, expected a Response`);
   }
-  throw new AbiError(`init(source): unsupported source ${tag(s)}; expected bytes, URL, path, Response or WebAssembly.Module`);
+  throw loadError(`unsupported source ${tag(s)}; expected bytes, URL, path, Response or WebAssembly.Module`);
 }
 
 /** Instantiates a compiled module and checks imports, exports and the ABI version. */
@@ -580,23 +448,23 @@ export async function instantiateAbi(module: WebAssembly.Module): Promise<Abi> {
   const imports = WebAssembly.Module.imports(module);
   if (imports.length > 0) {
     const names = imports.map((i) => `${i.module}.${i.name}`).join(", ");
-    throw new AbiError(`init(source): edgegrad.wasm must not import anything, but it imports ${names}`);
+    throw loadError(`edgegrad.wasm must not import anything, but it imports ${names}`);
   }
   const instance = await WebAssembly.instantiate(module, {});
   const raw = instance.exports as Record<string, unknown>;
   if (!(raw["memory"] instanceof WebAssembly.Memory)) {
-    throw new AbiError("init(source): the module does not export its memory as `memory`");
+    throw loadError("the module does not export its memory as `memory`");
   }
   const missing = EXPORT_NAMES.filter((n) => typeof raw[n] !== "function");
   // Check the version first when we can: a wrong version explains missing exports.
   if (typeof raw["eg_abi_version"] === "function") {
     const version = (raw["eg_abi_version"] as () => number)() >>> 0;
     if (version !== ABI_VERSION) {
-      throw new AbiError(`init(source): edgegrad.wasm speaks ABI version ${version}, this library needs ${ABI_VERSION}`);
+      throw loadError(`edgegrad.wasm speaks ABI version ${version}, this library needs ${ABI_VERSION}`);
     }
   }
   if (missing.length > 0) {
-    throw new AbiError(`init(source): edgegrad.wasm lacks the export(s) ${missing.join(", ")}`);
+    throw loadError(`edgegrad.wasm lacks the export(s) ${missing.join(", ")}`);
   }
   return new Abi(raw as unknown as Exports);
 }

@@ -1,7 +1,13 @@
 // Keras-style training callbacks for Sequential.fit(): early stopping with best-weights restore,
 // per-epoch checkpoints (model.save() bytes handed to your writer) and a learning-rate logger. `callbacks(model, [...])` turns a list into fit()'s onEpochEnd /
 // onBatchEnd hooks; a callback stops training by returning true from its onEpochEnd, which the
-// combined hook reports to fit() by returning false.
+// combined hook reports to fit() by returning false. The "edgegrad/callbacks" entry (not
+// re-exported by "edgegrad").
+
+/**
+ * Keras-style training callbacks for `fit()`: early stopping, checkpoints, a learning-rate logger.
+ * @module edgegrad/callbacks
+ */
 
 import { checkBoolean, checkInt, checkNumber, checkOptions, describe, InvalidArgumentError } from "./errors.js";
 import type { EpochLogs, FitOptions, LayerWeights, Sequential, StepStats } from "./model.js";

@@ -8,11 +8,12 @@
 // and the JSON without touching any model, then one commit call that cannot half-apply.
 
 import type { Abi } from "./abi.js";
-import { CheckpointError, describe, EdgegradError, InvalidArgumentError, type CheckpointProblem } from "./errors.js";
+import { CheckpointError, describe, EdgegradError, InvalidArgumentError, isObject, type CheckpointProblem } from "./errors.js";
 import { ACTIVATIONS, INITIALIZERS, LAYER_KINDS, type LayerSpec } from "./layers.js";
 import { LOSSES, type LossName } from "./losses.js";
 import { optimizerAbi, type OptimizerSpec } from "./optimizers.js";
-import { Schedule, type ScheduleCheckpoint } from "./schedules.js";
+// Types only: the schedules live in the "edgegrad/schedules" subpath, recognised by SCHEDULE below.
+import type { Schedule, ScheduleCheckpoint } from "./schedules.js";
 
 /** Options of `model.save()`. */
 export interface SaveOptions {
@@ -35,6 +36,21 @@ export interface CheckpointMeta {
   compiled: { loss: LossName; lr: number; optimizer: OptimizerSpec } | null;
   stepped: boolean;
   schedule: ScheduleCheckpoint | null;
+}
+
+/**
+ * @internal The brand of `Schedule` (ts/schedules.ts, the "edgegrad/schedules" entry): fit(),
+ * save() and load() check it instead of `instanceof Schedule`, so the core never imports the
+ * schedules and an app that uses none does not carry them.
+ */
+export const SCHEDULE: unique symbol = Symbol("edgegrad.schedule");
+
+/** Checks an optional `opts.schedule` of `where` ("fit", "save", "load") and returns it. */
+export function checkSchedule(v: unknown, where: string): Schedule | undefined {
+  if (v !== undefined && !(isObject(v) && SCHEDULE in v)) {
+    throw new InvalidArgumentError(`${where}(opts.schedule): expected a schedule such as stepLR({ stepSize }), got ${describe(v)}`);
+  }
+  return v as Schedule | undefined;
 }
 
 const PROBLEMS: readonly CheckpointProblem[] = ["magic", "version", "checksum", "truncated", "malformed", "architecture"];
@@ -73,7 +89,7 @@ export function writeCheckpoint(abi: Abi, m: number, meta: CheckpointMeta, where
   const extra = abi.alloc(Math.max(json.length, 1), where);
   try {
     abi.u8.set(json, extra);
-    abi.modelSave(m, extra, json.length, where);
+    abi.call(where, "eg_model_save", m, extra, json.length, abi.out);
   } finally {
     abi.free(extra, Math.max(json.length, 1));
   }
@@ -97,7 +113,7 @@ function malformed(where: string, why: string): CheckpointError {
 
 /** Checks the extra section's JSON as carefully as user input (it passed the CRC, but may be hand-made). */
 function checkMeta(v: unknown, where: string): CheckpointMeta {
-  if (v === null || typeof v !== "object") throw malformed(where, "no TypeScript metadata");
+  if (!isObject(v)) throw malformed(where, "no TypeScript metadata");
   const o = v as Record<string, unknown>;
   if (o["format"] !== "edgegrad-ts" || o["version"] !== 1) throw malformed(where, `unknown metadata format ${describe(o["format"])} v${describe(o["version"])}`);
   if (!Number.isInteger(o["inputs"]) || !Array.isArray(o["layers"])) throw malformed(where, "inputs / layers");
@@ -121,11 +137,8 @@ function checkMeta(v: unknown, where: string): CheckpointMeta {
 /** Copies `bytes` into the heap and checks them (Rust: magic, version, CRC, full parse; here: the JSON). */
 export function stageCheckpoint(abi: Abi, bytes: unknown, opts: LoadOptions | undefined, where: string): StagedCheckpoint {
   if (!(bytes instanceof Uint8Array)) throw new InvalidArgumentError(`${where}: expected the Uint8Array from save(), got ${describe(bytes)}`);
-  if (opts !== undefined && (opts === null || typeof opts !== "object")) throw new InvalidArgumentError(`${where}: expected an options object, got ${describe(opts)}`);
-  const schedule = opts?.schedule;
-  if (schedule !== undefined && !(schedule instanceof Schedule)) {
-    throw new InvalidArgumentError(`${where}(opts.schedule): expected a schedule such as stepLR({ stepSize }), got ${describe(schedule)}`);
-  }
+  if (opts !== undefined && !isObject(opts)) throw new InvalidArgumentError(`${where}: expected an options object, got ${describe(opts)}`);
+  const schedule = checkSchedule(opts?.schedule, where);
   const size = Math.max(bytes.length, 1);
   const ptr = abi.alloc(size, where);
   let released = false;
@@ -136,7 +149,7 @@ export function stageCheckpoint(abi: Abi, bytes: unknown, opts: LoadOptions | un
   try {
     abi.u8.set(bytes, ptr);
     try {
-      abi.modelLoad(0, ptr, bytes.length, where);
+      abi.call(where, "eg_model_load", 0, ptr, bytes.length, abi.out);
     } catch (e) {
       throw asCheckpointError(e);
     }
@@ -162,7 +175,7 @@ export function stageCheckpoint(abi: Abi, bytes: unknown, opts: LoadOptions | un
       meta,
       commit(m: number) {
         try {
-          abi.modelLoad(m, ptr, bytes.length, where);
+          abi.call(where, "eg_model_load", m, ptr, bytes.length, abi.out);
         } catch (e) {
           throw asCheckpointError(e);
         }

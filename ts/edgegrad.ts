@@ -2,7 +2,7 @@
 
 import { loadAbi, type Abi, type InitSource, type ReadPath } from "./abi.js";
 import { stageCheckpoint, type LoadOptions } from "./checkpoint.js";
-import { CheckpointError, checkInt, checkOptions, describe, InvalidArgumentError, ShapeError } from "./errors.js";
+import { CheckpointError, checkBoolean, checkFloat32Array, checkInt, checkOptions, describe, InvalidArgumentError, ShapeError } from "./errors.js";
 import type { LayerSpec } from "./layers.js";
 import { Runtime, type MemoryInfo } from "./memory.js";
 import { Sequential, type SequentialOptions } from "./model.js";
@@ -37,16 +37,14 @@ export class Edgegrad {
 
   #create(rows: number, cols: number, where: string): { tensor: Tensor; at: number } {
     const abi = this.#rt.abi;
-    const handle = abi.tensorCreate(rows, cols, where);
+    abi.call(where, "eg_tensor_create", rows, cols, abi.out);
     const at = abi.outU32(1) >>> 2;
-    return { tensor: new Tensor(this.#rt, handle, rows, cols), at };
+    return { tensor: new Tensor(this.#rt, abi.outU32(0), rows, cols), at };
   }
 
   /** Copies `data` (rows*cols values, row-major) into a new tensor in the wasm heap. */
   tensor(data: Float32Array, shape: Shape2D): Tensor {
-    if (!(data instanceof Float32Array)) {
-      throw new InvalidArgumentError(`tensor(data): expected a Float32Array, got ${describe(data)}`);
-    }
+    checkFloat32Array(data, "tensor(data)");
     const [rows, cols] = this.#shape(shape, "tensor(shape)");
     if (data.length !== rows * cols) {
       throw new ShapeError(`tensor(data): ${data.length} values do not fill shape [${rows}, ${cols}] (${rows * cols} values)`);
@@ -66,13 +64,11 @@ export class Edgegrad {
   matmul(a: Tensor, b: Tensor, opts?: MatmulOptions): Tensor {
     for (const [name, t] of [["matmul(a)", a], ["matmul(b)", b]] as const) {
       if (!(t instanceof Tensor)) throw new InvalidArgumentError(`${name}: expected a Tensor, got ${describe(t)}`);
-      if (!t.ownedBy(this.#rt)) throw new InvalidArgumentError(`${name}: the tensor belongs to another edgegrad instance`);
+      t.checkOwner(this.#rt, name);
     }
     const o = checkOptions(opts, "matmul(opts)");
-    const ta = o.transposeA ?? false;
-    const tb = o.transposeB ?? false;
-    if (typeof ta !== "boolean") throw new InvalidArgumentError(`matmul(opts.transposeA): expected a boolean, got ${describe(ta)}`);
-    if (typeof tb !== "boolean") throw new InvalidArgumentError(`matmul(opts.transposeB): expected a boolean, got ${describe(tb)}`);
+    const ta = checkBoolean(o.transposeA ?? false, "matmul(opts.transposeA)");
+    const tb = checkBoolean(o.transposeB ?? false, "matmul(opts.transposeB)");
     const ha = a.handle;
     const hb = b.handle;
     const [m, ka] = ta ? [a.cols, a.rows] : [a.rows, a.cols];
@@ -81,8 +77,8 @@ export class Edgegrad {
       throw new ShapeError(`matmul(b): inner dimensions differ: op(a) is ${m}x${ka}, op(b) is ${kb}x${n}`);
     }
     const abi = this.#rt.abi;
-    const handle = abi.matmul(ha, hb, ta, tb, "matmul");
-    return new Tensor(this.#rt, handle, abi.outU32(2), abi.outU32(3));
+    abi.call("matmul", "eg_matmul", ha, hb, ta ? 1 : 0, tb ? 1 : 0, abi.out);
+    return new Tensor(this.#rt, abi.outU32(0), abi.outU32(2), abi.outU32(3));
   }
 
   /** Builds a sequential model taking `opts.inputs` features through `layers` (dense, batchNorm, dropout). */

@@ -18,17 +18,8 @@ export const STATUS_NAMES = [
 /** The name of one ABI status code, e.g. "shapeMismatch". */
 export type StatusName = (typeof STATUS_NAMES)[number];
 
-/** Numeric ABI status codes by name. */
-export const Status = {
-  ok: 0,
-  invalidArgument: 1,
-  shapeMismatch: 2,
-  disposedHandle: 3,
-  outOfMemory: 4,
-  invalidState: 5,
-  nonFinite: 6,
-  internal: 7,
-} as const satisfies Record<StatusName, number>;
+/** Numeric ABI status codes by name (derived from STATUS_NAMES, the one table). */
+export const Status = Object.fromEntries(STATUS_NAMES.map((name, code) => [name, code])) as Readonly<Record<StatusName, number>>;
 
 /** Base class of every error edgegrad throws; `status` is the matching ABI status name. */
 export class EdgegradError extends Error {
@@ -36,8 +27,8 @@ export class EdgegradError extends Error {
   readonly status: StatusName;
 
   /** Creates an error with a message that names the offending argument. */
-  constructor(message: string, status: StatusName = "internal") {
-    super(message);
+  constructor(message: string, status: StatusName = "internal", options?: ErrorOptions) {
+    super(message, options);
     this.status = status;
     // Keep the subclass name in stack traces and `String(err)` after bundling/minifying.
     this.name = new.target.name;
@@ -151,8 +142,7 @@ export class AbiError extends EdgegradError {
 export class PoisonedError extends EdgegradError {
   /** Creates a poisoned-instance error; `cause` is the original trap. */
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, "internal");
-    if (options && "cause" in options) Object.defineProperty(this, "cause", { value: options.cause, configurable: true, writable: true });
+    super(message, "internal", options);
   }
 }
 
@@ -164,26 +154,22 @@ export class InternalError extends EdgegradError {
   }
 }
 
+/** The error class of each ABI status code (index = code; "ok" has none). */
+const ERROR_OF_STATUS: readonly (new (message: string, details: NonFiniteDetails) => EdgegradError)[] = [
+  AbiError, // unused: 0 is "ok"
+  InvalidArgumentError,
+  ShapeError,
+  DisposedError,
+  OutOfMemoryError,
+  StateError,
+  NonFiniteError,
+  InternalError,
+];
+
 /** Builds the typed error for a non-zero ABI status code. */
 export function errorForStatus(status: number, message: string, details: NonFiniteDetails = {}): EdgegradError {
-  switch (status) {
-    case Status.invalidArgument:
-      return new InvalidArgumentError(message);
-    case Status.shapeMismatch:
-      return new ShapeError(message);
-    case Status.disposedHandle:
-      return new DisposedError(message);
-    case Status.outOfMemory:
-      return new OutOfMemoryError(message);
-    case Status.invalidState:
-      return new StateError(message);
-    case Status.nonFinite:
-      return new NonFiniteError(message, details);
-    case Status.internal:
-      return new InternalError(message);
-    default:
-      return new AbiError(`${message} (unknown status code ${status})`);
-  }
+  const E = status > 0 ? ERROR_OF_STATUS[status] : undefined;
+  return E ? new E(message, details) : new AbiError(`${message} (unknown status code ${status})`);
 }
 
 // ---- argument checks shared by every public entry point (they throw the classes above) ----
@@ -203,6 +189,11 @@ export function describe(v: unknown): string {
   return typeof v;
 }
 
+/** True for any object (arrays too), false for null and primitives. */
+export function isObject(v: unknown): v is object {
+  return typeof v === "object" && v !== null;
+}
+
 /** Checks an integer size/count in [min, max]; `name` is the argument as the user wrote it. */
 export function checkInt(v: unknown, name: string, min = 1, max = 0x7fff_ffff): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
@@ -215,7 +206,7 @@ export function checkInt(v: unknown, name: string, min = 1, max = 0x7fff_ffff): 
 /** Checks that an options argument is undefined or a plain object. */
 export function checkOptions<T extends object>(v: T | undefined, name: string): Partial<T> {
   if (v === undefined) return {};
-  if (v === null || typeof v !== "object" || Array.isArray(v)) {
+  if (!isObject(v) || Array.isArray(v)) {
     throw new InvalidArgumentError(`${name}: expected an options object, got ${describe(v)}`);
   }
   return v;
@@ -241,6 +232,12 @@ export function checkNumber(
     throw new InvalidArgumentError(`${name}: must be a finite number${range ? ` ${range}` : ""}, got ${describe(v)}`);
   }
   return v as number;
+}
+
+/** Checks a Float32Array argument and returns it. */
+export function checkFloat32Array(v: unknown, name: string): Float32Array {
+  if (!(v instanceof Float32Array)) throw new InvalidArgumentError(`${name}: expected a Float32Array, got ${describe(v)}`);
+  return v;
 }
 
 /** Checks a boolean argument and returns it. */

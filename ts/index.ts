@@ -1,4 +1,11 @@
-// The public surface: re-exports only.
+// The public surface: re-exports only. Optional parts are subpath entries of their own, so an
+// app that does not use them does not carry them: "edgegrad/schedules" (ts/schedules.ts),
+// "edgegrad/callbacks" (ts/callbacks.ts) and "edgegrad/safetensors" (ts/safetensors.ts).
+
+/**
+ * The core API: `init()`, tensors, `Sequential` models, layers, losses, optimizers and errors.
+ * @module edgegrad
+ */
 
 export { init, Edgegrad } from "./edgegrad.js";
 export type { MatmulOptions, Shape2D } from "./edgegrad.js";
@@ -59,25 +66,6 @@ export type {
   SgdSpec,
 } from "./optimizers.js";
 export {
-  stepLR,
-  exponentialLR,
-  cosineAnnealingLR,
-  reduceLROnPlateau,
-  Schedule,
-  StepLR,
-  ExponentialLR,
-  CosineAnnealingLR,
-  ReduceLROnPlateau,
-} from "./schedules.js";
-export type {
-  CosineAnnealingLROptions,
-  ExponentialLROptions,
-  ReduceLROnPlateauOptions,
-  ScheduleCheckpoint,
-  ScheduleName,
-  StepLROptions,
-} from "./schedules.js";
-export {
   EdgegradError,
   InvalidArgumentError,
   ShapeError,
@@ -93,6 +81,3 @@ export {
 } from "./errors.js";
 export type { CheckpointProblem, NonFiniteDetails, StatusName } from "./errors.js";
 export type { LoadOptions, SaveOptions } from "./checkpoint.js";
-export { toSafetensors, loadSafetensors, safetensorsNames } from "./safetensors.js";
-export { callbacks, earlyStopping, lrLogger, modelCheckpoint, EarlyStopping, LrLogger, ModelCheckpoint } from "./callbacks.js";
-export type { Callback, EarlyStoppingOptions, LrRecord, ModelCheckpointOptions, Monitor } from "./callbacks.js";

@@ -2,7 +2,7 @@
 // whose weights live in the wasm heap. Ids are the ABI's (index = id), checked against Rust's
 // names by test/abi.test.ts.
 
-import { checkInt, checkNumber, checkOptions, describe, InvalidArgumentError } from "./errors.js";
+import { checkInt, checkNumber, checkOptions, describe, InvalidArgumentError, isObject } from "./errors.js";
 
 /** Activation names indexed by their ABI id. */
 export const ACTIVATIONS = ["identity", "relu", "leakyRelu", "sigmoid", "tanh", "gelu"] as const;
@@ -164,10 +164,8 @@ export function dropout(rate: number): DropoutSpec {
  * caller stores them as f32 bits, see `LAYER_RECORD_F32_WORDS`).
  */
 export function layerRecord(spec: unknown, name: string): number[] {
-  if (spec === null || typeof spec !== "object") {
-    throw new InvalidArgumentError(`${name}: expected a layer made by dense(), batchNorm() or dropout(), got ${describe(spec)}`);
-  }
-  const s = spec as Record<string, unknown>;
+  // Anything but an object has no kind, and fails with the default case's message.
+  const s = (isObject(spec) ? spec : {}) as Record<string, unknown>;
   switch (s["kind"]) {
     case "dense": {
       checkInt(s["units"], `${name}.units`);

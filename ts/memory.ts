@@ -3,7 +3,7 @@
 // memory().leaked).
 
 import type { Abi } from "./abi.js";
-import { describe, InvalidArgumentError } from "./errors.js";
+import { describe, InvalidArgumentError, isObject } from "./errors.js";
 
 /** The `using`-compatible dispose key; falls back to the registered symbol where the runtime lacks `Symbol.dispose`. */
 export const disposeSymbol: typeof Symbol.dispose =
@@ -56,8 +56,8 @@ export class Runtime {
             // Runs in its own job, never while a heap view is held. The handle carries a
             // generation, so freeing a slot that was already reused is rejected by Rust.
             try {
-              if (held.kind === "tensor") abi.tensorFree(held.handle, "finalizer");
-              else abi.modelFree(held.handle, "finalizer");
+              if (held.kind === "tensor") abi.call("finalizer", "eg_tensor_free", held.handle);
+              else abi.call("finalizer", "eg_model_free", held.handle);
             } catch {
               return;
             }
@@ -94,7 +94,7 @@ export class Runtime {
       throw e;
     }
     this.#scopes.pop();
-    if (result !== null && typeof result === "object" && typeof (result as { then?: unknown }).then === "function") {
+    if (isObject(result) && typeof (result as { then?: unknown }).then === "function") {
       disposeAll(made);
       throw new InvalidArgumentError("scope(fn): fn must be synchronous; it returned a promise (its tensors were disposed)");
     }
@@ -110,15 +110,7 @@ export class Runtime {
 
   /** Current heap and handle counters. */
   memory(): MemoryInfo {
-    const s = this.abi.stats();
-    return {
-      liveHandles: s.liveHandles,
-      liveBytes: s.liveBytes,
-      peakBytes: s.peakBytes,
-      heapBytes: s.heapBytes,
-      allocations: s.allocations,
-      leaked: this.#leaked,
-    };
+    return { ...this.abi.stats(), leaked: this.#leaked };
   }
 }
 
@@ -128,7 +120,7 @@ function disposeAll(set: Set<Resource>): void {
 
 /** Finds resources of `made` in a returned value: itself, or inside arrays / plain objects (a few levels). */
 function collectKept(value: unknown, made: Set<Resource>, keep: Set<Resource>, depth: number): void {
-  if (value === null || typeof value !== "object" || depth > 4) return;
+  if (!isObject(value) || depth > 4) return;
   if (made.has(value as Resource)) {
     keep.add(value as Resource);
     return;

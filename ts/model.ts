@@ -9,6 +9,7 @@
 import type { Abi } from "./abi.js";
 import {
   checkBoolean,
+  checkFloat32Array,
   checkInt,
   checkNumber,
   checkOptions,
@@ -16,6 +17,7 @@ import {
   DisposedError,
   InternalError,
   InvalidArgumentError,
+  isObject,
   NonFiniteError,
   ShapeError,
   StateError,
@@ -36,8 +38,9 @@ import {
 import { hasAccuracy, LOSSES, takesClassIds, type LossName } from "./losses.js";
 import { disposeSymbol, type Runtime } from "./memory.js";
 import { optimizerAbi, type OptimizerSpec } from "./optimizers.js";
-import { Schedule } from "./schedules.js";
-import { specsFromRecords, stageCheckpoint, writeCheckpoint, type LoadOptions, type SaveOptions } from "./checkpoint.js";
+// Types only: schedules come from the "edgegrad/schedules" subpath (checked by checkSchedule).
+import type { Schedule } from "./schedules.js";
+import { checkSchedule, specsFromRecords, stageCheckpoint, writeCheckpoint, type LoadOptions, type SaveOptions } from "./checkpoint.js";
 import { Tensor } from "./tensor.js";
 
 /** Model inputs: a Float32Array of B*inputs values (row-major) or a (B, inputs) Tensor. */
@@ -254,12 +257,12 @@ export interface FitOptions {
   /**
    * Called after every epoch (after the schedule has stepped, so `model.lr` is already the next
    * epoch's rate); a returned promise is awaited. Returning `false` stops training after this
-   * epoch (what `callbacks()` from ts/callbacks.ts uses for early stopping).
+   * epoch (what `callbacks()` from "edgegrad/callbacks" uses for early stopping).
    */
   onEpochEnd?: (epoch: number, logs: EpochLogs) => void | boolean | Promise<void | boolean>;
   /** Called synchronously after every training step with the model's step count and that step's stats. */
   onBatchEnd?: (step: number, stats: StepStats) => void;
-  /** Learning-rate schedule stepped after every epoch (started from the current `lr` if it is not yet). */
+  /** Learning-rate schedule from "edgegrad/schedules", stepped after every epoch (started from the current `lr` if it is not yet). */
   schedule?: Schedule;
   /**
    * A batch whose inputs, targets, loss or gradients are NaN/Inf: "error" (default) stops with
@@ -382,16 +385,13 @@ const DEFAULT_MAX_BATCH = 32;
 
 /**
  * Resolves on a fresh macrotask so timers, I/O and rendering can run between epochs. Prefers
- * setImmediate / scheduler.yield / MessageChannel because setTimeout(0) is clamped to >= 1 ms
- * (Node) or 4 ms (nested, browsers): 60 tiny epochs would otherwise spend most of their time asleep.
+ * setImmediate (Node) and MessageChannel (browsers, Workers) because setTimeout(0) is clamped to
+ * >= 1 ms (Node) or 4 ms (nested, browsers): 60 tiny epochs would otherwise spend most of their
+ * time asleep.
  */
 function yieldToEventLoop(): Promise<void> {
-  const g = globalThis as {
-    setImmediate?: (cb: () => void) => unknown;
-    scheduler?: { yield?: () => Promise<void> };
-  };
+  const g = globalThis as { setImmediate?: (cb: () => void) => unknown };
   if (typeof g.setImmediate === "function") return new Promise((resolve) => void g.setImmediate!(resolve));
-  if (typeof g.scheduler?.yield === "function") return g.scheduler.yield();
   if (typeof MessageChannel === "function") {
     return new Promise((resolve) => {
       const ch = new MessageChannel();
@@ -406,12 +406,9 @@ function yieldToEventLoop(): Promise<void> {
 }
 
 function randomSeedWords(): [number, number] {
-  const c = (globalThis as { crypto?: { getRandomValues?: (a: Uint32Array) => Uint32Array } }).crypto;
-  if (c?.getRandomValues) {
-    const w = c.getRandomValues(new Uint32Array(2));
-    return [w[0]!, w[1]!];
-  }
-  return [(Math.random() * 2 ** 32) >>> 0, (Math.random() * 2 ** 32) >>> 0];
+  // Web Crypto is global in every supported runtime (Node >= 20, browsers, Workers).
+  const w = crypto.getRandomValues(new Uint32Array(2));
+  return [w[0]!, w[1]!];
 }
 
 /** Throws InvalidArgumentError unless every label is an integer class id in 0..classes. */
@@ -430,6 +427,14 @@ function checkFinite(name: string, a: Float32Array): void {
   }
 }
 
+/** Checks a Float32Array of exactly `len` values (all finite when `finite`) and returns it. */
+function checkValues(v: unknown, name: string, len: number, finite: boolean): Float32Array {
+  const a = checkFloat32Array(v, name);
+  if (a.length !== len) throw new ShapeError(`${name}: expected ${len} values, got ${a.length}`);
+  if (finite) checkFinite(name, a);
+  return a;
+}
+
 /**
  * A sequential stack of dense, batchNorm and dropout layers, trained in WebAssembly; free it
  * with `dispose()` or `using`.
@@ -443,11 +448,11 @@ export class Sequential implements Disposable {
   readonly #hasBatchNorm: boolean;
   /** The validated ABI layer records (kept for checkpoints). */
   readonly #records: readonly number[];
-  /** f32 indices of the params and grads arenas (re-read after compile). */
-  #params: number;
-  #grads: number;
+  /** f32 indices of the params and grads arenas, and the mode (set by #readBack). */
+  #params = 0;
+  #grads = 0;
   #compiled: Compiled | null = null;
-  #training: boolean;
+  #training = true;
   /** True once a training step succeeded since the last compile (the stats block is filled). */
   #stepped = false;
   #fitting = false;
@@ -489,7 +494,8 @@ export class Sequential implements Disposable {
 
     const abi = rt.abi;
     const bytes = records.length * 4;
-    const spec = abi.alloc(bytes, "sequential");
+    const where = "sequential";
+    const spec = abi.alloc(bytes, where);
     let handle: number;
     try {
       const u32 = abi.u32;
@@ -498,7 +504,8 @@ export class Sequential implements Disposable {
         if (LAYER_RECORD_F32_WORDS.includes(r % LAYER_RECORD_WORDS)) f32[(spec >>> 2) + r] = records[r]!;
         else u32[(spec >>> 2) + r] = records[r]!;
       }
-      handle = abi.modelCreate(inputs, layers.length, spec, seedLo, seedHi, "sequential");
+      abi.call(where, "eg_model_create", inputs, layers.length, spec, seedLo, seedHi, abi.out);
+      handle = abi.outU32(0);
     } finally {
       abi.free(spec, bytes);
     }
@@ -508,19 +515,16 @@ export class Sequential implements Disposable {
     this.#handle = handle;
     this.#records = records;
     try {
-      abi.modelInfo(handle, "sequential");
+      this.#readBack(where, null); // the model info record stays in the out-scratch
       this.inputs = inputs;
       this.outputs = abi.outU32(INFO_OUTPUTS);
       this.paramCount = abi.outU32(INFO_PARAM_COUNT);
-      this.#params = abi.outU32(INFO_PARAMS) >>> 2;
-      this.#grads = abi.outU32(INFO_GRADS) >>> 2;
-      this.#training = abi.outU32(INFO_TRAINING) === 1;
       const n = abi.outU32(INFO_N_LAYERS);
       const nSegments = abi.outU32(INFO_SEGMENTS);
       const slots: Slot[] = [];
       const infos: LayerInfo[] = [];
       for (let l = 0; l < n; l++) {
-        abi.modelLayerInfo(handle, l, "sequential");
+        abi.call(where, "eg_model_layer_info", handle, l, abi.out);
         const kind = LAYER_KINDS[abi.outU32(LAYER_KIND)] ?? "dense";
         const [li, lo] = [abi.outU32(LAYER_INPUTS), abi.outU32(LAYER_OUTPUTS)];
         slots.push({ kind, inputs: li, units: lo, segments: {}, buffer: abi.outU32(LAYER_BUFFER) });
@@ -538,7 +542,7 @@ export class Sequential implements Disposable {
       const segments: Segment[] = [];
       const params: ParamInfo[] = [];
       for (let k = 0; k < nSegments; k++) {
-        abi.modelSegmentInfo(handle, k, "sequential");
+        abi.call(where, "eg_model_segment_info", handle, k, abi.out);
         const seg: Segment = { layer: abi.outU32(0), role: PARAM_ROLES[abi.outU32(1)]!, offset: abi.outU32(2), len: abi.outU32(3) };
         const slot = slots[seg.layer]!;
         slot.segments[seg.role] = seg;
@@ -558,7 +562,7 @@ export class Sequential implements Disposable {
       this.layers = Object.freeze(infos);
       this.parameters = Object.freeze(params);
     } catch (e) {
-      abi.modelFree(handle, "sequential");
+      abi.call(where, "eg_model_free", handle);
       throw e;
     }
     rt.adopt(this, "model", handle);
@@ -598,7 +602,7 @@ export class Sequential implements Disposable {
 
   /** Optimizer steps applied since the last `compile()`. */
   get step(): number {
-    this.#abi.modelInfo(this.#h("step"), "step");
+    this.#abi.call("step", "eg_model_info", this.#h("step"), this.#abi.out);
     return this.#abi.outU32(INFO_STEP_LO) + this.#abi.outU32(INFO_STEP_HI) * 2 ** 32;
   }
 
@@ -610,30 +614,29 @@ export class Sequential implements Disposable {
 
   /** Training mode for trainStep/computeGradients/fit (batchNorm batch statistics, dropout on); returns the model. */
   train(): this {
-    this.#abi.modelSetTraining(this.#h("train"), true, "train");
+    this.#abi.call("train", "eg_model_set_training", this.#h("train"), 1);
     this.#training = true;
     return this;
   }
 
   /** Eval mode for trainStep/computeGradients/fit (batchNorm running statistics, no dropout); predict/evaluate always use it. */
   eval(): this {
-    this.#abi.modelSetTraining(this.#h("eval"), false, "eval");
+    this.#abi.call("eval", "eg_model_set_training", this.#h("eval"), 0);
     this.#training = false;
     return this;
   }
 
   /** The optimizer's base learning rate; settable between steps (parameter groups keep their ratio to it). */
   get lr(): number {
-    this.#h("lr");
     return this.#need("lr").lr;
   }
 
   /** Sets the optimizer's base learning rate (parameter groups keep their ratio to it). */
   set lr(value: number) {
-    const h = this.#h("lr");
     const c = this.#need("lr");
+    const h = this.#handle;
     checkNumber(value, "lr", 0);
-    this.#abi.modelSetLr(h, value, "lr");
+    this.#abi.call("lr", "eg_model_set_lr", h, value);
     c.lr = value;
   }
 
@@ -642,7 +645,9 @@ export class Sequential implements Disposable {
     return this.#handle;
   }
 
+  /** The compile settings; throws DisposedError after dispose(), StateError before compile(). */
   #need(where: string): Compiled {
+    this.#h(where);
     if (this.#compiled === null) throw new StateError(`${where}: model is not compiled; call compile({ loss, optimizer, maxBatch }) first`);
     return this.#compiled;
   }
@@ -656,7 +661,7 @@ export class Sequential implements Disposable {
   compile(opts: CompileOptions): void {
     const h = this.#h("compile");
     if (this.#fitting) throw new StateError("compile: not allowed while fit() is running");
-    if (opts === null || typeof opts !== "object") {
+    if (!isObject(opts)) {
       throw new InvalidArgumentError(`compile(opts): expected { loss, optimizer, maxBatch }, got ${describe(opts)}`);
     }
     const lossId = enumId(LOSSES, opts.loss, "compile(opts.loss)");
@@ -671,7 +676,7 @@ export class Sequential implements Disposable {
     // The hyper-parameters fit in the out-scratch, which compile does not write to.
     const f32 = abi.f32;
     for (let i = 0; i < hyper.length; i++) f32[(abi.out >>> 2) + i] = hyper[i]!;
-    abi.modelCompile(h, lossId, maxBatch, id, abi.out, hyper.length, "compile");
+    abi.call("compile", "eg_model_compile", h, lossId, maxBatch, id, abi.out, hyper.length);
     this.#compiled = null;
     this.#stepped = false;
     // Everything below was validated above, so these calls only fail on a bug.
@@ -681,26 +686,33 @@ export class Sequential implements Disposable {
       const ptr = abi.alloc(bytes, "compile");
       try {
         abi.f32.set(groups, ptr >>> 2);
-        abi.modelSetParamGroups(h, ptr, n, "compile(opts.paramGroups)");
+        abi.call("compile(opts.paramGroups)", "eg_model_set_param_groups", h, ptr, n);
       } finally {
         abi.free(ptr, bytes);
       }
     }
-    abi.modelSetClipping(h, clipNorm, clipValue, "compile");
-    abi.modelInfo(h, "compile");
-    const loss = LOSSES[lossId]!;
-    this.#compiled = {
-      loss,
-      classIds: takesClassIds(loss),
+    abi.call("compile", "eg_model_set_clipping", h, clipNorm, clipValue);
+    this.#readBack("compile", { loss: LOSSES[lossId]!, lr: spec.lr, optimizer: spec });
+  }
+
+  /**
+   * Reads back what compile() or load() left in wasm: the arena addresses (they move), the mode
+   * and, for a compiled model, the batch layout next to the settings only the TS side keeps.
+   */
+  #readBack(where: string, settings: Pick<Compiled, "loss" | "lr" | "optimizer"> | null): void {
+    const abi = this.#abi;
+    abi.call(where, "eg_model_info", this.#handle, abi.out);
+    this.#params = abi.outU32(INFO_PARAMS) >>> 2;
+    this.#grads = abi.outU32(INFO_GRADS) >>> 2;
+    this.#training = abi.outU32(INFO_TRAINING) === 1;
+    this.#compiled = settings && {
+      ...settings,
+      classIds: takesClassIds(settings.loss),
       maxBatch: abi.outU32(INFO_MAX_BATCH),
       targetWidth: abi.outU32(INFO_TARGET_WIDTH),
       xStage: abi.outU32(INFO_X_STAGE) >>> 2,
       yStage: abi.outU32(INFO_Y_STAGE) >>> 2,
-      lr: spec.lr,
-      optimizer: spec,
     };
-    this.#params = abi.outU32(INFO_PARAMS) >>> 2;
-    this.#grads = abi.outU32(INFO_GRADS) >>> 2;
   }
 
   /** Validates paramGroups and returns the ABI's [lr scale, weight decay] pair per segment. */
@@ -715,7 +727,7 @@ export class Sequential implements Disposable {
     }
     const checked = groups.map((g: unknown, i) => {
       const arg = (k: string) => `compile(opts.paramGroups[${i}]${k ? `.${k}` : ""})`;
-      if (g === null || typeof g !== "object") throw new InvalidArgumentError(`${arg("")}: expected { filter, lr?, weightDecay? }, got ${describe(g)}`);
+      if (!isObject(g)) throw new InvalidArgumentError(`${arg("")}: expected { filter, lr?, weightDecay? }, got ${describe(g)}`);
       const { filter, lr: glr, weightDecay } = g as Partial<ParamGroup>;
       if (typeof filter !== "function") throw new InvalidArgumentError(`${arg("filter")}: expected a function (p: ParamInfo) => boolean, got ${describe(filter)}`);
       let scale = 1;
@@ -751,10 +763,6 @@ export class Sequential implements Disposable {
 
   // ---- argument resolution (validates; never calls anything that changes state) ----
 
-  #ownTensor(t: Tensor, name: string): void {
-    if (!t.ownedBy(this.#rt)) throw new InvalidArgumentError(`${name}: the tensor belongs to another edgegrad instance`);
-  }
-
   /** Validates x and fills `into`; `name` is e.g. "trainStep(x)". */
   #resolveX(name: string, x: unknown, into: Rows): void {
     const inputs = this.inputs;
@@ -766,7 +774,7 @@ export class Sequential implements Disposable {
       into.tensor = null;
       into.rows = x.length / inputs;
     } else if (x instanceof Tensor) {
-      this.#ownTensor(x, name);
+      x.checkOwner(this.#rt, name);
       if (x.cols !== inputs) throw new ShapeError(`${name}: tensor has ${x.cols} columns, the model takes ${inputs} inputs`);
       into.array = null;
       into.tensor = x;
@@ -782,7 +790,7 @@ export class Sequential implements Disposable {
   #resolveY(name: string, y: unknown, rows: number, c: Compiled, into: Rows): void {
     const tw = c.targetWidth;
     if (y instanceof Tensor) {
-      this.#ownTensor(y, name);
+      y.checkOwner(this.#rt, name);
       if (y.rows !== rows || y.cols !== tw) {
         throw new ShapeError(`${name}: tensor is ${y.rows}x${y.cols}, expected ${rows}x${tw} (one row per row of x)`);
       }
@@ -858,16 +866,15 @@ export class Sequential implements Disposable {
   /** Adds step, layer and role to a NonFiniteError from a refused step (nothing changed, so step is still the old count). */
   #nonFinite(e: unknown, step: boolean): unknown {
     if (!(e instanceof NonFiniteError) || this.#handle === 0) return e;
-    const where = { ...(e.layer === undefined ? {} : { layer: e.layer }), ...(e.role === undefined ? {} : { role: e.role }) };
-    const out = new NonFiniteError(e.message, { ...(step ? { step: this.step + 1 } : {}), ...where });
+    const out = new NonFiniteError(e.message, { step: step ? this.step + 1 : undefined, layer: e.layer, role: e.role });
     if (e.stack) out.stack = e.stack;
     return out;
   }
 
   /** One optimizer step on a batch of at most maxBatch rows; returns the batch's mean loss (before the update). */
   trainStep(x: Inputs, y: Targets): number {
-    const h = this.#h("trainStep");
     const c = this.#need("trainStep");
+    const h = this.#handle;
     const rows = this.#stageBatch("trainStep", "trainStep(x)", "trainStep(y)", x, y, c);
     let loss: number;
     try {
@@ -885,8 +892,8 @@ export class Sequential implements Disposable {
    * dropout masks; applyGradients() then makes it a full step.
    */
   computeGradients(x: Inputs, y: Targets): Gradients {
-    const h = this.#h("computeGradients");
     const c = this.#need("computeGradients");
+    const h = this.#handle;
     const rows = this.#stageBatch("computeGradients", "computeGradients(x)", "computeGradients(y)", x, y, c);
     let loss: number;
     try {
@@ -899,14 +906,14 @@ export class Sequential implements Disposable {
 
   /** Gradient-health numbers of the last successful training step, or null when there was none since compile(). */
   lastStepStats(): StepStats | null {
-    const h = this.#h("lastStepStats");
     this.#need("lastStepStats");
+    const h = this.#handle;
     return this.#stepped ? this.#readStats(h) : null;
   }
 
   #readStats(h: number): StepStats {
     const abi = this.#abi;
-    abi.modelStatsPtr(h, "lastStepStats");
+    abi.call("lastStepStats", "eg_model_stats_ptr", h, abi.out);
     const at = abi.outU32(0) >>> 2;
     const f32 = abi.f32;
     const layers: LayerStepStats[] = [];
@@ -922,7 +929,6 @@ export class Sequential implements Disposable {
    * stepping `schedule` after every epoch and yielding to the event loop once per epoch.
    */
   async fit(x: Inputs, y: Targets, opts?: FitOptions): Promise<History> {
-    this.#h("fit");
     const c = this.#need("fit");
     if (this.#fitting) throw new StateError("fit: this model is already fitting; await the running fit() first");
     const o = checkOptions(opts, "fit(opts)");
@@ -935,18 +941,11 @@ export class Sequential implements Disposable {
       throw new InvalidArgumentError(`fit(opts.nonFinite): unknown value ${describe(nonFinite)}; expected one of "error", "skip"`);
     }
     const skip = nonFinite === "skip";
-    const onEpochEnd = o.onEpochEnd;
-    if (onEpochEnd !== undefined && typeof onEpochEnd !== "function") {
-      throw new InvalidArgumentError(`fit(opts.onEpochEnd): expected a function, got ${describe(onEpochEnd)}`);
+    for (const k of ["onEpochEnd", "onBatchEnd"] as const) {
+      if (o[k] !== undefined && typeof o[k] !== "function") throw new InvalidArgumentError(`fit(opts.${k}): expected a function, got ${describe(o[k])}`);
     }
-    const onBatchEnd = o.onBatchEnd;
-    if (onBatchEnd !== undefined && typeof onBatchEnd !== "function") {
-      throw new InvalidArgumentError(`fit(opts.onBatchEnd): expected a function, got ${describe(onBatchEnd)}`);
-    }
-    const schedule = o.schedule;
-    if (schedule !== undefined && !(schedule instanceof Schedule)) {
-      throw new InvalidArgumentError(`fit(opts.schedule): expected a schedule such as stepLR({ stepSize }), got ${describe(schedule)}`);
-    }
+    const { onEpochEnd, onBatchEnd } = o;
+    const schedule = checkSchedule(o.schedule, "fit");
     const xs = newRows();
     const ys = newRows();
     this.#resolveX("fit(x)", x, xs);
@@ -992,19 +991,21 @@ export class Sequential implements Disposable {
       if (xs.tensor) {
         xh = xs.tensor.handle;
       } else {
-        ownX = xh = abi.tensorCreate(n, this.inputs, "fit(x)");
+        abi.call("fit(x)", "eg_tensor_create", n, this.inputs, abi.out);
+        ownX = xh = abi.outU32(0);
         abi.f32.set(xs.array!, abi.outU32(1) >>> 2);
       }
       if (ys.tensor) {
         yh = ys.tensor.handle;
       } else {
-        ownY = yh = abi.tensorCreate(n, c.targetWidth, "fit(y)");
+        abi.call("fit(y)", "eg_tensor_create", n, c.targetWidth, abi.out);
+        ownY = yh = abi.outU32(0);
         abi.f32.set(ys.array!, abi.outU32(1) >>> 2);
       }
       for (let epoch = 0; epoch < epochs; epoch++) {
-        const m = this.#h("fit");
         const lr = this.#need("fit").lr;
-        if (shuffle) abi.modelShuffle(m, n, "fit");
+        const m = this.#handle;
+        if (shuffle) abi.call("fit", "eg_model_shuffle", m, n);
         let lossSum = 0;
         let trainedRows = 0;
         let skipped = 0;
@@ -1053,8 +1054,8 @@ export class Sequential implements Disposable {
       }
     } finally {
       this.#fitting = false;
-      if (ownX !== 0) abi.tensorFree(ownX, "fit");
-      if (ownY !== 0) abi.tensorFree(ownY, "fit");
+      if (ownX !== 0) abi.call("fit", "eg_tensor_free", ownX);
+      if (ownY !== 0) abi.call("fit", "eg_tensor_free", ownY);
     }
     return history;
   }
@@ -1066,8 +1067,8 @@ export class Sequential implements Disposable {
    * copy: a new array, or `out` (exactly B·outputs floats) filled and returned, which allocates nothing.
    */
   predict(x: Inputs, out?: Float32Array): Float32Array {
-    const h = this.#h("predict");
     const c = this.#need("predict");
+    const h = this.#handle;
     const abi = this.#abi;
     const sx = this.#sx;
     try {
@@ -1076,9 +1077,7 @@ export class Sequential implements Disposable {
       const n = sx.rows * o;
       if (out === undefined) {
         out = new Float32Array(n);
-      } else if (!(out instanceof Float32Array)) {
-        throw new InvalidArgumentError(`predict(out): expected a Float32Array, got ${describe(out)}`);
-      } else if (out.length !== n) {
+      } else if (checkFloat32Array(out, "predict(out)").length !== n) {
         throw new ShapeError(`predict(out): expected ${sx.rows}x${o} = ${n} floats, got ${out.length}`);
       }
       for (let start = 0; start < sx.rows; start += c.maxBatch) {
@@ -1097,8 +1096,8 @@ export class Sequential implements Disposable {
 
   /** Mean loss and accuracy over every row of (x, y), in chunks of maxBatch; no update. */
   evaluate(x: Inputs, y: Targets): Evaluation {
-    const h = this.#h("evaluate");
     const c = this.#need("evaluate");
+    const h = this.#handle;
     try {
       this.#resolveX("evaluate(x)", x, this.#sx);
       this.#resolveY("evaluate(y)", y, this.#sx.rows, c, this.#sy);
@@ -1162,18 +1161,12 @@ export class Sequential implements Disposable {
       const name = `${where}(${what}[${l}])`;
       const roles = ROLES_OF[s.kind];
       const expect = roles.length ? `{ ${roles.join(", ")} }` : "{}";
-      if (lw === null || typeof lw !== "object") throw new InvalidArgumentError(`${name}: expected ${expect} for a ${s.kind} layer, got ${describe(lw)}`);
+      if (!isObject(lw)) throw new InvalidArgumentError(`${name}: expected ${expect} for a ${s.kind} layer, got ${describe(lw)}`);
       const entry = lw as Record<string, unknown>;
       if (entry["kind"] !== undefined && entry["kind"] !== s.kind) {
         throw new InvalidArgumentError(`${name}.kind: layer ${l} is a ${s.kind} layer, got ${describe(entry["kind"])}`);
       }
-      for (const role of roles) {
-        const arr = entry[role];
-        const len = s.segments[role]?.len ?? 0;
-        if (!(arr instanceof Float32Array)) throw new InvalidArgumentError(`${name}.${role}: expected a Float32Array, got ${describe(arr)}`);
-        if (arr.length !== len) throw new ShapeError(`${name}.${role}: expected ${len} values, got ${arr.length}`);
-        if (finite) checkFinite(`${name}.${role}`, arr);
-      }
+      for (const role of roles) checkValues(entry[role], `${name}.${role}`, s.segments[role]?.len ?? 0, finite);
     });
     return weights as readonly LayerWeightsInput[];
   }
@@ -1195,7 +1188,7 @@ export class Sequential implements Disposable {
     const src = abi.alloc(bytes, "setWeights");
     try {
       this.#writeLayers(weights, src >>> 2);
-      abi.modelSetParams(h, src, this.paramCount, "setWeights");
+      abi.call("setWeights", "eg_model_set_params", h, src, this.paramCount);
     } finally {
       abi.free(src, bytes);
     }
@@ -1207,15 +1200,15 @@ export class Sequential implements Disposable {
    * averaged over several batches). computeGradients() + applyGradients() is one trainStep().
    */
   applyGradients(gradients?: readonly LayerWeightsInput[]): void {
-    const h = this.#h("applyGradients");
     this.#need("applyGradients");
+    const h = this.#handle;
     if (gradients !== undefined) {
       this.#checkLayers("applyGradients", "gradients", gradients, false);
       // Rust rejects non-finite gradients itself, naming the step and layer.
       this.#writeLayers(gradients, this.#grads);
     }
     try {
-      this.#abi.modelApplyGradients(h, "applyGradients");
+      this.#abi.call("applyGradients", "eg_model_apply_gradients", h, this.#abi.out);
     } catch (e) {
       throw this.#nonFinite(e, true);
     }
@@ -1228,10 +1221,10 @@ export class Sequential implements Disposable {
    * step count. Reset by compile().
    */
   getOptimizerState(): OptimizerState {
-    const h = this.#h("getOptimizerState");
     const c = this.#need("getOptimizerState");
+    const h = this.#handle;
     const abi = this.#abi;
-    abi.modelOptimizerState(h, "getOptimizerState");
+    abi.call("getOptimizerState", "eg_model_optimizer_state", h, abi.out);
     const at = abi.outU32(0) >>> 2;
     const roles = abi.outU32(2);
     const names = stateRoleNames(c.optimizer);
@@ -1247,7 +1240,7 @@ export class Sequential implements Disposable {
   getBuffers(): BatchNormBuffers[] {
     const h = this.#h("getBuffers");
     const abi = this.#abi;
-    abi.modelBuffers(h, "getBuffers");
+    abi.call("getBuffers", "eg_model_buffers", h, abi.out);
     const at = abi.outU32(0) >>> 2;
     const f32 = abi.f32;
     const out: BatchNormBuffers[] = [];
@@ -1270,12 +1263,9 @@ export class Sequential implements Disposable {
     bn.forEach(({ s, l }, i) => {
       const b = buffers[i] as Partial<BatchNormBuffers> | null;
       const name = `setBuffers(buffers[${i}])`;
-      if (b === null || typeof b !== "object" || b.layer !== l) throw new InvalidArgumentError(`${name}.layer: expected ${l}, got ${describe(b?.layer)}`);
+      if (!isObject(b) || b.layer !== l) throw new InvalidArgumentError(`${name}.layer: expected ${l}, got ${describe(b?.layer)}`);
       for (const k of ["runningMean", "runningVar"] as const) {
-        const a = b[k];
-        if (!(a instanceof Float32Array)) throw new InvalidArgumentError(`${name}.${k}: expected a Float32Array, got ${describe(a)}`);
-        if (a.length !== s.units) throw new ShapeError(`${name}.${k}: expected ${s.units} values, got ${a.length}`);
-        checkFinite(`${name}.${k}`, a);
+        const a = checkValues(b[k], `${name}.${k}`, s.units, true);
         if (k === "runningVar" && a.some((v) => v < 0)) throw new InvalidArgumentError(`${name}.runningVar: variances must be >= 0`);
       }
     });
@@ -1288,7 +1278,7 @@ export class Sequential implements Disposable {
         f32.set(buffers[i]!.runningMean, (src >>> 2) + s.buffer);
         f32.set(buffers[i]!.runningVar, (src >>> 2) + s.buffer + s.units);
       });
-      abi.modelSetBuffers(h, src, total, "setBuffers");
+      abi.call("setBuffers", "eg_model_set_buffers", h, src, total);
     } finally {
       abi.free(src, total * 4);
     }
@@ -1303,10 +1293,7 @@ export class Sequential implements Disposable {
    */
   save(opts?: SaveOptions): Uint8Array {
     const h = this.#h("save");
-    const o = checkOptions(opts, "save(opts)");
-    if (o.schedule !== undefined && !(o.schedule instanceof Schedule)) {
-      throw new InvalidArgumentError(`save(opts.schedule): expected a schedule such as stepLR({ stepSize }), got ${describe(o.schedule)}`);
-    }
+    const schedule = checkSchedule(checkOptions(opts, "save(opts)").schedule, "save");
     const c = this.#compiled;
     return writeCheckpoint(
       this.#abi,
@@ -1318,7 +1305,7 @@ export class Sequential implements Disposable {
         layers: this.specs,
         compiled: c && { loss: c.loss, lr: c.lr, optimizer: c.optimizer },
         stepped: this.#stepped,
-        schedule: o.schedule?.checkpointState() ?? null,
+        schedule: schedule?.checkpointState() ?? null,
       },
       "save",
     );
@@ -1337,23 +1324,9 @@ export class Sequential implements Disposable {
     } finally {
       staged.release();
     }
-    const abi = this.#abi;
-    const meta = staged.meta;
-    abi.modelInfo(h, "load");
-    this.#params = abi.outU32(INFO_PARAMS) >>> 2;
-    this.#grads = abi.outU32(INFO_GRADS) >>> 2;
-    this.#training = abi.outU32(INFO_TRAINING) === 1;
-    this.#stepped = meta.stepped;
-    this.#compiled = meta.compiled && {
-      loss: meta.compiled.loss,
-      classIds: takesClassIds(meta.compiled.loss),
-      maxBatch: abi.outU32(INFO_MAX_BATCH),
-      targetWidth: abi.outU32(INFO_TARGET_WIDTH),
-      xStage: abi.outU32(INFO_X_STAGE) >>> 2,
-      yStage: abi.outU32(INFO_Y_STAGE) >>> 2,
-      lr: meta.compiled.lr,
-      optimizer: optimizerAbi(meta.compiled.optimizer, "load").spec,
-    };
+    const c = staged.meta.compiled;
+    this.#stepped = staged.meta.stepped;
+    this.#readBack("load", c && { loss: c.loss, lr: c.lr, optimizer: optimizerAbi(c.optimizer, "load").spec });
     return this;
   }
 
@@ -1366,7 +1339,7 @@ export class Sequential implements Disposable {
     this.#handle = 0;
     this.#compiled = null;
     this.#rt.release(this);
-    this.#abi.modelFree(h, "Sequential.dispose");
+    this.#abi.call("Sequential.dispose", "eg_model_free", h);
   }
 
   /** Same as `dispose()`, for `using model = eg.sequential(...)`. */

@@ -3,7 +3,7 @@
 // with exactly torch.optim's formulas and update order. Defaults and validity ranges are
 // torch.optim's (PyTorch 1.13); test/optim.pytorch.test.ts checks the numbers against it.
 
-import { checkBoolean, checkNumber, checkOptions, describe, InvalidArgumentError } from "./errors.js";
+import { checkBoolean, checkNumber, checkOptions, describe, InvalidArgumentError, isObject } from "./errors.js";
 
 /** Optimizer names indexed by their ABI id. */
 export const OPTIMIZERS = ["sgd", "adam", "adamw", "rmsprop", "adagrad"] as const;
@@ -236,7 +236,7 @@ export interface OptimizerAbi {
 
 /** The ABI id and f32 hyper-parameter list of a spec, re-checked (specs can be hand-written). */
 export function optimizerAbi(spec: unknown, name: string): OptimizerAbi {
-  if (spec === null || typeof spec !== "object") {
+  if (!isObject(spec)) {
     throw new InvalidArgumentError(`${name}: expected an optimizer such as sgd({ lr }) or adam(), got ${describe(spec)}`);
   }
   // "compile(opts.optimizer)" names its fields "compile(opts.optimizer.lr)".
@@ -248,6 +248,7 @@ export function optimizerAbi(spec: unknown, name: string): OptimizerAbi {
     throw new InvalidArgumentError(`${arg("name")}: unknown optimizer ${describe(s["name"])}; expected one of ${OPTIMIZERS.map((t) => `"${t}"`).join(", ")}`);
   }
   // Hand-written specs get the same defaults and checks as the factory functions.
+  // Each list is in the order eg_model_compile reads the optimizer's hyper-parameters.
   const bit = (b: boolean) => (b ? 1 : 0);
   switch (s["name"] as OptimizerName) {
     case "sgd": {

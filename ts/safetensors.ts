@@ -16,6 +16,12 @@
 // [["Linear",6,16],["ReLU"],["BatchNorm1d",16,1e-5,0.1],["Dropout",0.3],["Linear",16,3]].
 // Format: 8-byte little-endian header length N, N bytes of JSON header (padded with spaces to a
 // multiple of 8), then the tensor data back to back.
+// The "edgegrad/safetensors" entry (not re-exported by "edgegrad": most apps never need it).
+
+/**
+ * safetensors export and import of a model's parameters, with PyTorch's state_dict names.
+ * @module edgegrad/safetensors
+ */
 
 import { describe, InvalidArgumentError, ShapeError } from "./errors.js";
 import type { BatchNormBuffers, LayerWeights, Sequential } from "./model.js";

@@ -11,7 +11,15 @@
 //                 CosineAnnealingLR(T_max=tMax, eta_min=etaMin)], milestones=[W])
 // i.e. the cosine phase starts at epoch W and tMax counts epochs after the warm-up.
 // reduceLROnPlateau is stateful exactly as torch's ReduceLROnPlateau.
+// The "edgegrad/schedules" entry: the core (fit, save, load) only calls a schedule's methods and
+// recognises it by the SCHEDULE brand, so it never imports this module.
 
+/**
+ * Learning-rate schedules for `fit({ schedule })`, `model.save` and `model.load`.
+ * @module edgegrad/schedules
+ */
+
+import { SCHEDULE } from "./checkpoint.js";
 import { checkInt, checkNumber, checkOptions, describe, InvalidArgumentError, StateError } from "./errors.js";
 
 /** Schedule kinds. */
@@ -24,6 +32,11 @@ export abstract class Schedule {
   #base = NaN;
   #epoch = -1;
   #lr = NaN;
+
+  /** @internal What fit(), save() and load() recognise a schedule by (see checkSchedule). */
+  get [SCHEDULE](): true {
+    return true;
+  }
 
   /** Epochs completed since `start()` (torch's `last_epoch`); -1 before `start()`. */
   get epoch(): number {

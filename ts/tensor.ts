@@ -1,7 +1,7 @@
 // Tensors are handles into the wasm heap: a (rows, cols) row-major f32 matrix owned by Rust.
 // JS keeps only the handle and the shape; reads return copies.
 
-import { DisposedError } from "./errors.js";
+import { DisposedError, InvalidArgumentError } from "./errors.js";
 import { disposeSymbol, type Runtime } from "./memory.js";
 
 /** A 2-D row-major f32 matrix living in the WebAssembly heap; free it with `dispose()` or `using`. */
@@ -45,15 +45,15 @@ export class Tensor implements Disposable {
     return this.#handle;
   }
 
-  /** @internal True when this tensor was made by the instance that owns `rt`. */
-  ownedBy(rt: Runtime): boolean {
-    return this.#rt === rt;
+  /** @internal Throws InvalidArgumentError (naming argument `name`) unless the instance that owns `rt` made this tensor. */
+  checkOwner(rt: Runtime, name: string): void {
+    if (this.#rt !== rt) throw new InvalidArgumentError(`${name}: the tensor belongs to another edgegrad instance`);
   }
 
   /** Byte address of the data in the wasm heap; stable for the tensor's lifetime. */
   dataPtr(where: string): number {
     if (this.#handle === 0) throw new DisposedError(`${where}: tensor used after dispose()`);
-    this.#rt.abi.tensorInfo(this.#handle, where);
+    this.#rt.abi.call(where, "eg_tensor_info", this.#handle, this.#rt.abi.out);
     return this.#rt.abi.outU32(2);
   }
 
@@ -69,7 +69,7 @@ export class Tensor implements Disposable {
     if (h === 0) return;
     this.#handle = 0;
     this.#rt.release(this);
-    this.#rt.abi.tensorFree(h, "Tensor.dispose");
+    this.#rt.abi.call("Tensor.dispose", "eg_tensor_free", h);
   }
 
   /** Same as `dispose()`, for `using t = eg.tensor(...)`. */

@@ -3,7 +3,8 @@
 // learning rate, per-layer gradient norms sampled from onBatchEnd) and, every few epochs, the
 // decision regions (canvas). fit() yields to the event loop once per epoch, so the page stays
 // responsive and repaints while it learns.
-import { cosineAnnealingLR, dense, init, sgd } from "edgegrad";
+import { dense, init, sgd } from "edgegrad";
+import { cosineAnnealingLR } from "edgegrad/schedules";
 // The chart code of the CLI's report.html (ts/charts.ts), built on its own as dist/charts.js next
 // to the package's index.js (served under ./edgegrad/). It is not a package export: with a
 // bundler, copy the file or write your own charts from the same onEpochEnd / onBatchEnd data.

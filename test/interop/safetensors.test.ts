@@ -14,14 +14,12 @@ import {
   dropout,
   init,
   InvalidArgumentError,
-  loadSafetensors,
-  safetensorsNames,
   sgd,
   ShapeError,
-  toSafetensors,
   type Edgegrad,
   type Sequential,
 } from "../../ts/node.js";
+import { loadSafetensors, safetensorsNames, toSafetensors } from "../../ts/safetensors.js";
 import { rng } from "../helpers.js";
 
 const WASM = process.env.EDGEGRAD_WASM ?? fileURLToPath(new URL("../../build/edgegrad.wasm", import.meta.url));

@@ -54,6 +54,20 @@ describe("package", () => {
       for (const [cond, t] of leaves) expect(Object.keys(t as object)[0], `${sub} ${cond}`).toBe("types");
     }
     expect(pkg.exports["./edgegrad.wasm"]).toMatchObject({ default: "./dist/edgegrad.wasm" });
+    // The optional parts are subpath entries of their own (not re-exported by "."), each on the shared core.
+    for (const sub of ["schedules", "callbacks", "safetensors"]) {
+      expect(pkg.exports[`./${sub}`], sub).toEqual({ types: `./dist/types/${sub}.d.ts`, default: `./dist/${sub}.js` });
+    }
+  });
+
+  it("the subpath entries import the shared core instead of carrying a copy of it", async () => {
+    const core = join(pkgDir, "dist", "core.js");
+    for (const sub of ["schedules", "callbacks", "safetensors"]) {
+      const source = await readFile(join(pkgDir, "dist", `${sub}.js`), "utf8");
+      expect(source, sub).toMatch(/from '\.\/core\.js'/);
+      expect(source, sub).not.toMatch(/class \w*Error\b/);
+      expect(await importClosure(join(pkgDir, "dist", `${sub}.js`)), sub).toContain(core);
+    }
   });
 
   it("ships every file its exports name (checked in the npm pack output)", async () => {
@@ -73,14 +87,22 @@ describe("package", () => {
       // Exits non-zero on any problem; the JSON names them.
       const { stdout } = await run(bin("attw"), [tarball, "--profile", "esm-only", "--format", "json"], { maxBuffer: 16 << 20 });
       const report = JSON.parse(stdout) as { analysis: { entrypoints: Record<string, unknown> } };
-      expect(Object.keys(report.analysis.entrypoints).sort()).toEqual([".", "./edgegrad.wasm", "./inline", "./package.json"]);
+      expect(Object.keys(report.analysis.entrypoints).sort()).toEqual([
+        ".",
+        "./callbacks",
+        "./edgegrad.wasm",
+        "./inline",
+        "./package.json",
+        "./safetensors",
+        "./schedules",
+      ]);
     } finally {
       await rm(tarball, { force: true });
     }
   }, 60_000);
 
   it("browser and Workers entries (and all they import) have no eval, new Function or Node built-ins", async () => {
-    for (const entry of ["index.js", "workerd.js", "inline.js"]) {
+    for (const entry of ["index.js", "workerd.js", "inline.js", "schedules.js", "callbacks.js", "safetensors.js"]) {
       const files = await importClosure(join(pkgDir, "dist", entry));
       expect(files.length, entry).toBeGreaterThanOrEqual(2); // the entry and the shared core
       for (const f of files) expect(findForbidden(await readFile(f, "utf8")), f).toEqual([]);

@@ -8,16 +8,15 @@
 
 import { mkdir, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-// Everything from the library comes through ../node.js, which the bundle keeps external: one
-// copy of the library, so `instanceof EdgegradError` holds for its errors.
+// Everything from the library comes through ../node.js and the subpath entries, which the bundle
+// keeps external: one copy of the library, so `instanceof EdgegradError` holds for its errors.
+import { EarlyStopping } from "../callbacks.js";
 import {
   ACTIVATIONS,
   adagrad,
   adam,
   adamw,
-  cosineAnnealingLR,
   dense,
-  EarlyStopping,
   EdgegradError,
   init,
   rmsprop,
@@ -27,9 +26,9 @@ import {
   type DenseSpec,
   type Edgegrad,
   type OptimizerSpec,
-  type Schedule,
   type Sequential,
 } from "../node.js";
+import { cosineAnnealingLR, type Schedule } from "../schedules.js";
 import {
   CliError,
   fitStandardization,
