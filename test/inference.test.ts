@@ -1,9 +1,10 @@
 // predict() against the real wasm: every batch size across the small-batch GEMM path (M ≤ 16,
 // B streamed without packing: simd128 kernels only run here, the host tests run their scalar
 // twin) and the packed path, with column and K tails, against a float64 forward in JS; and
-// predict(x, out), which fills a caller's array instead of allocating one.
+// predict(x, out) and trainStep(x, y, lossOut), which fill a caller's array instead of
+// allocating (test/memory.test.ts counts the garbage collections of the latter).
 import { beforeAll, describe, expect, it } from "vitest";
-import { denseLayers, rng, WASM } from "./helpers.js";
+import { bitsOf, arraysOf, denseLayers, rng, WASM } from "./helpers.js";
 import { dense, init, InvalidArgumentError, sgd, ShapeError, type Edgegrad, type Sequential } from "../ts/node.js";
 
 
@@ -109,3 +110,35 @@ describe("predict(x, out)", () => {
     m.dispose();
   });
 });
+
+describe("trainStep(x, y, lossOut)", () => {
+  it("writes the loss trainStep(x, y) returns and trains identically", () => {
+    const [a, b] = [model(4), model(4)];
+    const next = rng(5);
+    const loss = new Float32Array(2).fill(NaN);
+    for (let step = 0; step < 3; step++) {
+      const x = new Float32Array(4 * 37).map(() => next() * 2 - 1);
+      const y = new Float32Array(4 * 9).map(() => next());
+      const returned = a.trainStep(x, y);
+      expect(b.trainStep(x, y, loss)).toBeUndefined();
+      expect(loss[0]).toBe(Math.fround(returned));
+      expect(Number.isNaN(loss[1])).toBe(true); // only lossOut[0] is written
+    }
+    expect(bitsOf(arraysOf(b.getWeights()))).toEqual(bitsOf(arraysOf(a.getWeights())));
+    a.dispose();
+    b.dispose();
+  });
+
+  it("refuses an empty or mistyped lossOut before any work", () => {
+    const m = model(4);
+    const x = new Float32Array(2 * 37);
+    const y = new Float32Array(2 * 9);
+    const before = bitsOf(arraysOf(m.getWeights()));
+    expect(() => m.trainStep(x, y, new Float32Array(0))).toThrow(ShapeError);
+    expect(() => m.trainStep(x, y, [0] as unknown as Float32Array)).toThrow(/^trainStep\(lossOut\): expected a Float32Array/);
+    expect(m.step).toBe(0);
+    expect(bitsOf(arraysOf(m.getWeights()))).toEqual(before);
+    m.dispose();
+  });
+});
+

@@ -171,7 +171,7 @@ describe("scope", () => {
 
 describe("allocations per training step", () => {
   // A separate process so the V8 flag (1 MiB semi-space) and the heap belong to this check alone.
-  it("after warm-up, 300,000 trainStep calls (batchNorm, AdamW) run no garbage collection and no wasm allocation", () => {
+  it("after warm-up, 300,000 trainStep(x, y, lossOut) calls (batchNorm, AdamW) run no garbage collection and no wasm allocation", () => {
     const child = fileURLToPath(new URL("./alloc-child.mjs", import.meta.url));
     const r = spawnSync(process.execPath, ["--max-semi-space-size=1", child, "300000"], { encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);

@@ -871,10 +871,20 @@ export class Sequential implements Disposable {
     return out;
   }
 
-  /** One optimizer step on a batch of at most maxBatch rows; returns the batch's mean loss (before the update). */
-  trainStep(x: Inputs, y: Targets): number {
+  /**
+   * One optimizer step on a batch of at most maxBatch rows; returns the batch's mean loss (before
+   * the update). With `lossOut` the loss is written to `lossOut[0]` instead and nothing is
+   * returned: like `predict(x, out)`, that form allocates nothing in JS whatever the call site
+   * (a returned number is a heap object whenever the engine does not inline the call).
+   */
+  trainStep(x: Inputs, y: Targets): number;
+  trainStep(x: Inputs, y: Targets, lossOut: Float32Array): void;
+  trainStep(x: Inputs, y: Targets, lossOut?: Float32Array): number | void {
     const c = this.#need("trainStep");
     const h = this.#handle;
+    if (lossOut !== undefined && checkFloat32Array(lossOut, "trainStep(lossOut)").length === 0) {
+      throw new ShapeError("trainStep(lossOut): expected at least 1 float, got 0");
+    }
     const rows = this.#stageBatch("trainStep", "trainStep(x)", "trainStep(y)", x, y, c);
     let loss: number;
     try {
@@ -883,7 +893,8 @@ export class Sequential implements Disposable {
       throw this.#nonFinite(e, true);
     }
     this.#stepped = true;
-    return loss;
+    if (lossOut === undefined) return loss;
+    lossOut[0] = loss;
   }
 
   /**
