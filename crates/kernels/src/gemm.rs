@@ -416,7 +416,9 @@ pub(crate) fn gemm_smallm(
     );
     // Rows in pairs (one pass over B serves two rows of C), then the odd one. A 4-row kernel
     // was no faster per row than two passes of pairs (M = 4: 90 vs 86 µs on MLP-M; the re-read
-    // of C from L1 dominates).
+    // of C from L1 dominates). For a single row, keeping 32 columns of C in registers over all
+    // K rows (C touched once, B walked down in column strips) was slower: MLP-M at M = 1 took
+    // 38.8 µs against 34.0 (bench/ab.mjs), the strided walk costing more than C's re-reads.
     let mut r = 0;
     while r + 2 <= m {
         smallm_rows::<2, SMALLM_KB>(n, k, a.rows_from(r), b, &mut c[r * n..], accumulate);
