@@ -16,7 +16,7 @@ use crate::activation::{with_derivative, with_forward, Activation};
 use crate::gemm::{self, gemm_packed, nn_a, nn_b, Epilogue};
 
 /// x (B,I), w (I,O), b (O) -> z (B,O) = x·w + b ; y (B,O) = act(z). Bias and activation are
-/// fused into the GEMM epilogue. `scratch` holds at least `GEMM_SCRATCH_LEN` floats.
+/// fused into the GEMM epilogue. `scratch` holds at least [`dense_scratch_len`]`(bsz, i, o)` floats.
 pub fn dense_forward(
     bsz: usize,
     i: usize,
@@ -43,7 +43,7 @@ pub fn dense_forward(
 }
 
 /// Forward only, no z stored (inference): y (B,O) = act(x·w + b), bias and activation applied
-/// in place by the GEMM epilogue. `scratch` holds at least `GEMM_SCRATCH_LEN` floats.
+/// in place by the GEMM epilogue. `scratch` holds at least [`dense_scratch_len`]`(bsz, i, o)` floats.
 pub fn dense_infer(
     bsz: usize,
     i: usize,
@@ -85,6 +85,14 @@ fn forward_gemm<E: Epilogue>(
     } else {
         gemm_packed(bsz, o, i, a, b, c, false, scratch, epi);
     }
+}
+
+/// Floats of GEMM packing scratch a dense layer (I → O) needs at batches of up to `bsz` rows,
+/// in every pass: the forward (B,I)·(I,O), dX = dZ·Wᵀ and dW = Xᵀ·dZ.
+pub fn dense_scratch_len(bsz: usize, i: usize, o: usize) -> usize {
+    gemm::gemm_scratch_len(bsz, o, i)
+        .max(gemm::gemm_scratch_len(bsz, i, o))
+        .max(gemm::gemm_scratch_len(i, o, bsz))
 }
 
 /// Backward of [`dense_forward`], given its x, w, z and y. dy (B,O) is overwritten with
@@ -346,9 +354,10 @@ mod tests {
     #[test]
     fn dense_forward_and_infer_match_naive() {
         let mut rng = Rng::new(1);
-        let mut scratch = vec![0.0; GEMM_SCRATCH_LEN];
         for act in Activation::ALL {
             for (bsz, i, o) in SHAPES {
+                // Exactly the scratch a model sizes for this layer (dense_scratch_len).
+                let mut scratch = vec![f32::NAN; dense_scratch_len(bsz, i, o)];
                 let what = format!("{} (B,I,O)=({bsz},{i},{o})", act.name());
                 let x = rng.vec(bsz * i, -1.0, 1.0);
                 let w = rng.vec(i * o, -1.0, 1.0);
@@ -392,9 +401,9 @@ mod tests {
     #[test]
     fn dense_backward_matches_naive() {
         let mut rng = Rng::new(2);
-        let mut scratch = vec![0.0; GEMM_SCRATCH_LEN];
         for act in Activation::ALL {
             for (bsz, i, o) in SHAPES {
+                let mut scratch = vec![f32::NAN; dense_scratch_len(bsz, i, o)];
                 let what = format!("{} (B,I,O)=({bsz},{i},{o})", act.name());
                 let x = rng.vec(bsz * i, -1.0, 1.0);
                 let w = rng.vec(i * o, -1.0, 1.0);

@@ -25,7 +25,8 @@
 //!   The dense forward (training and inference) takes it for batches up to `SMALL_M`.
 //! - After a tile's last K block an optional epilogue runs on it while it is still in cache
 //!   (dense layers fuse bias + activation there).
-//! - Packing scratch (`GEMM_SCRATCH_LEN` floats) comes from the caller: nothing allocates.
+//! - Packing scratch ([`gemm_scratch_len`] floats for the product) comes from the caller:
+//!   nothing allocates.
 
 use core::ops::Range;
 
@@ -81,11 +82,22 @@ const NC: usize = 512;
 
 const _: () = assert!(MC.is_multiple_of(MR) && NC.is_multiple_of(NR));
 
-/// Floats of scratch the packed GEMM needs (constant; caller allocates once): one packed A
-/// block (MC×KC) followed by one packed B block (KC×NC): 163 840 floats, 640 KiB.
-pub const GEMM_SCRATCH_LEN: usize = MC * KC + KC * NC;
+/// Floats of packing scratch an (M, N, K) product needs: one packed A block (at most MC rows,
+/// padded to MR, by at most KC) followed by one packed B block (at most KC by NC columns, padded
+/// to NR). Monotonic in each size, so a caller sizes one scratch for all its products by their
+/// largest M, N and K. MLP-S (every size ≤ 128) needs 128 KiB instead of the 640 KiB of
+/// [`GEMM_SCRATCH_LEN`], which every model used to allocate, zero and touch at compile().
+pub const fn gemm_scratch_len(m: usize, n: usize, k: usize) -> usize {
+    let kc = if k < KC { k } else { KC };
+    let mc = if m < MC { m } else { MC };
+    let nc = if n < NC { n } else { NC };
+    mc.div_ceil(MR) * MR * kc + kc * nc.div_ceil(NR) * NR
+}
 
-/// C(M,N) (+)= A(M,K)·B(K,N). `scratch` must hold at least [`GEMM_SCRATCH_LEN`] floats.
+/// The most scratch any product needs: [`gemm_scratch_len`] of full blocks, 163 840 floats (640 KiB).
+pub const GEMM_SCRATCH_LEN: usize = gemm_scratch_len(MC, NC, KC);
+
+/// C(M,N) (+)= A(M,K)·B(K,N). `scratch` must hold at least [`gemm_scratch_len`]`(m, n, k)` floats.
 pub fn gemm_nn(
     m: usize,
     n: usize,
@@ -110,7 +122,7 @@ pub fn gemm_nn(
     );
 }
 
-/// C(M,N) (+)= A(M,K)·B(N,K)ᵀ (dX = dZ·Wᵀ). `scratch` must hold at least [`GEMM_SCRATCH_LEN`] floats.
+/// C(M,N) (+)= A(M,K)·B(N,K)ᵀ (dX = dZ·Wᵀ). `scratch` must hold at least [`gemm_scratch_len`]`(m, n, k)` floats.
 pub fn gemm_nt(
     m: usize,
     n: usize,
@@ -135,7 +147,7 @@ pub fn gemm_nt(
     );
 }
 
-/// C(M,N) (+)= A(K,M)ᵀ·B(K,N) (dW = Xᵀ·dZ). `scratch` must hold at least [`GEMM_SCRATCH_LEN`] floats.
+/// C(M,N) (+)= A(K,M)ᵀ·B(K,N) (dW = Xᵀ·dZ). `scratch` must hold at least [`gemm_scratch_len`]`(m, n, k)` floats.
 pub fn gemm_tn(
     m: usize,
     n: usize,
@@ -340,11 +352,9 @@ pub(crate) fn gemm_packed<E: Epilogue>(
     scratch: &mut [f32],
     epi: &mut E,
 ) {
-    assert!(
-        scratch.len() >= GEMM_SCRATCH_LEN,
-        "gemm: scratch has {} floats, needs GEMM_SCRATCH_LEN = {GEMM_SCRATCH_LEN}",
-        scratch.len()
-    );
+    if scratch.len() < gemm_scratch_len(m, n, k) {
+        scratch_too_short(scratch.len(), m, n, k);
+    }
     if m == 0 || n == 0 {
         return;
     }
@@ -359,6 +369,14 @@ pub(crate) fn gemm_packed<E: Epilogue>(
         return;
     }
     gemm_blocked(m, n, k, a, b, c, accumulate, scratch, epi);
+}
+
+/// The panic of a short scratch, out of line: formatting it inside `gemm_packed` made every
+/// GEMM ~18 % slower (the hot loops compiled differently around the formatting code).
+#[cold]
+#[inline(never)]
+fn scratch_too_short(len: usize, m: usize, n: usize, k: usize) -> ! {
+    panic!("gemm: scratch has {len} floats, needs gemm_scratch_len({m}, {n}, {k}) = {}", gemm_scratch_len(m, n, k));
 }
 
 /// [`gemm_smallm`], then `epi` over all of C at once (≤ SMALL_M rows, still in L1): the
@@ -474,7 +492,7 @@ fn smallm_rows<const MR: usize, const KB: usize>(
     }
 }
 
-/// The packed loops of [`gemm_packed`], for M, N, K > 0 and scratch of `GEMM_SCRATCH_LEN`.
+/// The packed loops of [`gemm_packed`], for M, N, K > 0 and scratch of `gemm_scratch_len(m, n, k)`.
 fn gemm_blocked<E: Epilogue>(
     m: usize,
     n: usize,
@@ -486,8 +504,10 @@ fn gemm_blocked<E: Epilogue>(
     scratch: &mut [f32],
     epi: &mut E,
 ) {
-    let (apack, rest) = scratch.split_at_mut(MC * KC);
-    let bpack = &mut rest[..KC * NC];
+    // The caller (gemm_packed) checked scratch against gemm_scratch_len(m, n, k): the A block
+    // holds every A panel set below, the rest every B panel set.
+    let kc_max = KC.min(k);
+    let (apack, bpack) = scratch.split_at_mut(MC.min(m).div_ceil(MR) * MR * kc_max);
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         for pc in (0..k).step_by(KC) {
@@ -1030,9 +1050,29 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "GEMM_SCRATCH_LEN")]
+    #[should_panic(expected = "needs gemm_scratch_len(8, 8, 8) = 128")]
     fn gemm_rejects_short_scratch() {
-        gemm_nn(1, 1, 1, &[1.0], &[1.0], &mut [0.0], false, &mut [0.0; 16]);
+        // 8×8×8 needs 8·8 (A) + 8·8 (B) floats.
+        assert_eq!(gemm_scratch_len(8, 8, 8), 128);
+        gemm_nn(8, 8, 8, &[1.0; 64], &[1.0; 64], &mut [0.0; 64], false, &mut [0.0; 127]);
+    }
+
+    #[test]
+    fn gemm_runs_in_exactly_its_scratch_len() {
+        // Block-crossing and padded shapes, each with a scratch of exactly gemm_scratch_len
+        // (too short a scratch would pack fewer panels and fail the comparison).
+        let mut rng = Rng::new(5);
+        for (m, n, k) in [(1, 9, 3), (5, 3, 300), (130, 17, 9), (7, 530, 260), (131, 515, 257)] {
+            let a = rng.vec(m * k, -1.0, 1.0);
+            let b = rng.vec(k * n, -1.0, 1.0);
+            let mut want = vec![0.0; m * n];
+            gemm_strided_naive(m, n, k, nn_a(&a, k), nn_b(&b, n), &mut want, false);
+            let mut got = vec![f32::NAN; m * n];
+            let mut scratch = vec![f32::NAN; gemm_scratch_len(m, n, k)];
+            gemm_nn(m, n, k, &a, &b, &mut got, false, &mut scratch);
+            assert_close_each(&format!("gemm_nn {m}x{n}x{k}"), &got, &want, |_| 4.0 * (k as f32 + 2.0) * f32::EPSILON);
+        }
+        assert_eq!(GEMM_SCRATCH_LEN, MC * KC + KC * NC);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! edgegrad-kernels: pure f32 compute over slices for the edgegrad training library.
 //!
 //! Everything here is row-major and allocation-free in its hot paths; callers own every buffer
-//! (including the GEMM packing scratch, [`gemm::GEMM_SCRATCH_LEN`] floats). One set of letters
+//! (including the GEMM packing scratch, [`gemm::gemm_scratch_len`] floats). One set of letters
 //! names shapes everywhere: B batch, I in-features, O out-features, C classes, and M, N, K for
 //! GEMM. Each fast kernel has a `_naive` twin with the same signature that the tests compare it
 //! against.

@@ -28,9 +28,8 @@ use crate::optim::Optimizer;
 use crate::rng::Rng;
 use edgegrad_kernels::activation::Activation;
 use edgegrad_kernels::batchnorm::{batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, batchnorm_update_running};
-use edgegrad_kernels::dense::{dense_backward, dense_forward, dense_infer};
+use edgegrad_kernels::dense::{dense_backward, dense_forward, dense_infer, dense_scratch_len};
 use edgegrad_kernels::dropout::{dropout_backward, dropout_forward};
-use edgegrad_kernels::gemm::GEMM_SCRATCH_LEN;
 use edgegrad_kernels::loss::{count_correct, first_bad_class_label, loss_forward_backward, Loss};
 use edgegrad_kernels::optim::{clip_coefficient, sum_squares, sum_squares_clamped, GradPrep};
 
@@ -331,6 +330,15 @@ impl Model {
         let outputs = self.outputs();
         let target_width = target_width(loss, outputs);
         let widest = self.layers.iter().map(|l| l.inputs.max(l.outputs)).max().unwrap_or(1);
+        // Packing scratch for the largest product of any dense layer (128 KiB for MLP-S, the
+        // 640 KiB maximum from 256 columns on), not the maximum for every model.
+        let scratch_len = self
+            .layers
+            .iter()
+            .filter(|l| l.kind == LayerKind::Dense)
+            .map(|l| dense_scratch_len(max_batch, l.inputs, l.outputs))
+            .max()
+            .unwrap_or(0);
         let mut layers = self.layers.clone();
         let mut acts_len = 0usize;
         for layer in &mut layers {
@@ -353,7 +361,7 @@ impl Model {
             acts: alloc_f32(acts_len, "activations")?,
             delta_a: alloc_f32(checked_size(max_batch, widest, "deltas")?, "deltas")?,
             delta_b: alloc_f32(checked_size(max_batch, widest, "deltas")?, "deltas")?,
-            scratch: alloc_f32(GEMM_SCRATCH_LEN, "gemm scratch")?,
+            scratch: alloc_f32(scratch_len, "gemm scratch")?,
             perm: Vec::new(),
             step: 0,
             opt_state,

@@ -13,7 +13,7 @@ mod status;
 
 use core::cell::RefCell;
 use edgegrad_nn::kernels::activation::Activation;
-use edgegrad_nn::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, GEMM_SCRATCH_LEN};
+use edgegrad_nn::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, gemm_scratch_len};
 use edgegrad_nn::kernels::loss::Loss;
 use edgegrad_nn::{Init, LayerKind, LayerSpec, Model, Optimizer, OptimizerKind, ParamGroup, Role};
 use handles::{Object, Table, Tensor};
@@ -286,9 +286,6 @@ pub extern "C" fn eg_matmul(a: u32, b: u32, trans_a: u32, trans_b: u32, out: u32
             return Err(invalid("transpose flags must be 0 or 1"));
         }
         let (ta, tb) = (trans_a == 1, trans_b == 1);
-        if s.scratch.is_empty() {
-            s.scratch = zeroed(GEMM_SCRATCH_LEN, "gemm scratch")?;
-        }
         let ta_ = s.table.tensor(a, "a")?;
         let tb_ = s.table.tensor(b, "b")?;
         let (m, k) = if ta { (ta_.cols, ta_.rows) } else { (ta_.rows, ta_.cols) };
@@ -301,6 +298,11 @@ pub extern "C" fn eg_matmul(a: u32, b: u32, trans_a: u32, trans_b: u32, out: u32
         }
         let len = check_dims(m as u32, n as u32, "result")?;
         let mut c = zeroed(len, "result")?;
+        // One scratch serves every matmul; it grows to the largest product seen (aᵀ·bᵀ runs as b·a).
+        let need = gemm_scratch_len(m, n, k).max(gemm_scratch_len(n, m, k));
+        if s.scratch.len() < need {
+            s.scratch = zeroed(need, "gemm scratch")?;
+        }
         let scratch = &mut s.scratch;
         match (ta, tb) {
             (false, false) => gemm_nn(m, n, k, &ta_.data, &tb_.data, &mut c, false, scratch),
