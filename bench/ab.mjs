@@ -1,8 +1,8 @@
 // A/B of two edgegrad.wasm builds in one process: `node bench/ab.mjs A.wasm B.wasm`.
-// Both instances run the same workloads (MLP-S/M/BN training steps, INF-1), timed alternately in
-// 15 rounds of ~60 ms each after a warm-up, so drift in the shared machine's speed hits both
-// alike. Prints the median time per call of each build and B/A. Use it to check that a kernel or
-// build-flag change does not cost speed before running the full suite (`npm run bench`).
+// Both instances run the same workloads (MLP-S/M/BN training steps, INF-1, INF-128), timed
+// alternately in 15 rounds of ~60 ms each after a warm-up, so drift in the shared machine's speed
+// hits both alike. Prints the median time per call of each build and B/A. Use it to check that a
+// kernel or build-flag change does not cost speed before running the full suite (`npm run bench`).
 import { readFileSync } from "node:fs";
 import { batchOf, edgegradFeatures, edgegradLayers, edgegradOptimizer } from "./impls.mjs";
 import { MLPS } from "./workloads.mjs";
@@ -29,13 +29,13 @@ for (const id of ["mlp_s", "mlp_m", "mlp_bn"]) {
     return () => m.trainStep(x, y);
   });
 }
-{
+for (const batch of [1, 128]) {
   const mlp = MLPS.mlp_m;
-  const x1 = batchOf(mlp).x.subarray(0, mlp.inputs);
-  work.inf_1 = egs.map((eg) => {
+  const xb = batchOf(mlp).x.subarray(0, batch * mlp.inputs);
+  work[`inf_${batch}`] = egs.map((eg) => {
     const m = models(mlp, eg);
-    const out = new Float32Array(m.outputs);
-    return () => m.predict(x1, out);
+    const out = new Float32Array(batch * m.outputs);
+    return () => m.predict(xb, out);
   });
 }
 
