@@ -73,6 +73,7 @@ const CASES: Case[] = [
   { kind: "shape", input: "batch larger than maxBatch", error: InvalidArgumentError, run: (m) => m.trainStep(new Float32Array(17 * 4), new Int32Array(17)) },
   { kind: "shape", input: "batch of 1 with batchNorm in training mode", error: InvalidArgumentError, run: (m) => m.trainStep(X.subarray(0, 4), Y.subarray(0, 1)) },
   { kind: "shape", input: "setWeights with a kernel of the wrong size", error: ShapeError, run: (m) => m.setWeights(m.getWeights().map((w) => (w.kind === "dense" ? { ...w, kernel: new Float32Array(3) } : w))) },
+  { kind: "shape", input: "empty lossOut (trainStep)", error: ShapeError, run: (m) => m.trainStep(X, Y, new Float32Array(0)) },
   { kind: "type", input: "x as Float64Array", error: InvalidArgumentError, run: (m) => m.trainStep(new Float64Array(64) as unknown as Float32Array, Y) },
   { kind: "type", input: "x as a plain array", error: InvalidArgumentError, run: (m) => m.predict([1, 2, 3, 4] as unknown as Float32Array) },
   { kind: "type", input: "class ids as Float32Array", error: InvalidArgumentError, run: (m) => m.trainStep(X, new Float32Array(16)) },
