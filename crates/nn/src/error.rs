@@ -88,7 +88,9 @@ pub fn alloc_f32(len: usize, what: &str) -> Result<Vec<f32>> {
     Ok(v)
 }
 
-/// `a * b` for sizes, or ShapeMismatch naming `what` when it overflows.
-pub fn checked_size(a: usize, b: usize, what: &str) -> Result<usize> {
+/// `a * b` for sizes, or ShapeMismatch naming `what` when it overflows. `what` is formatted
+/// only then: pass `format_args!` rather than a `format!` string, which would run (and on a
+/// cold start first compile) the formatting code on every call.
+pub fn checked_size(a: usize, b: usize, what: impl core::fmt::Display) -> Result<usize> {
     a.checked_mul(b).ok_or_else(|| NnError::shape(format!("{what}: size {a} x {b} overflows")))
 }

@@ -264,7 +264,7 @@ impl Model {
             validate_spec(l, s)?;
             let outputs = if s.kind == LayerKind::Dense { s.units } else { width };
             let roles: &[(Role, usize)] = match s.kind {
-                LayerKind::Dense => &[(Role::Kernel, checked_size(width, outputs, &format!("layers[{l}]"))?), (Role::Bias, outputs)],
+                LayerKind::Dense => &[(Role::Kernel, checked_size(width, outputs, format_args!("layers[{l}]"))?), (Role::Bias, outputs)],
                 LayerKind::BatchNorm => &[(Role::Gamma, outputs), (Role::Beta, outputs)],
                 LayerKind::Dropout => &[],
             };

@@ -158,13 +158,13 @@ impl Optimizer {
     /// nesterov needs momentum > 0 and dampening = 0).
     pub fn validate(&self) -> Result<()> {
         let name = self.kind().name();
-        let field = |f: &str| format!("{name}.{f}");
-        check_non_negative(&field("lr"), self.lr())?;
-        check_non_negative(&field("weightDecay"), self.weight_decay())?;
+        let field = |f: &'static str| Field(name, f);
+        check_non_negative(field("lr"), self.lr())?;
+        check_non_negative(field("weightDecay"), self.weight_decay())?;
         match self {
             Optimizer::Sgd(h) => {
-                check_non_negative(&field("momentum"), h.momentum)?;
-                check_finite(&field("dampening"), h.dampening)?;
+                check_non_negative(field("momentum"), h.momentum)?;
+                check_finite(field("dampening"), h.dampening)?;
                 if h.nesterov && (h.momentum <= 0.0 || h.dampening != 0.0) {
                     return Err(NnError::invalid(format!(
                         "{}: nesterov momentum requires momentum > 0 and dampening = 0, got momentum {} and dampening {}",
@@ -175,19 +175,19 @@ impl Optimizer {
                 }
             }
             Optimizer::Adam(h) => {
-                check_beta(&field("betas[0]"), h.beta1)?;
-                check_beta(&field("betas[1]"), h.beta2)?;
-                check_non_negative(&field("eps"), h.eps)?;
+                check_beta(field("betas[0]"), h.beta1)?;
+                check_beta(field("betas[1]"), h.beta2)?;
+                check_non_negative(field("eps"), h.eps)?;
             }
             Optimizer::Rmsprop(h) => {
-                check_non_negative(&field("alpha"), h.alpha)?;
-                check_non_negative(&field("eps"), h.eps)?;
-                check_non_negative(&field("momentum"), h.momentum)?;
+                check_non_negative(field("alpha"), h.alpha)?;
+                check_non_negative(field("eps"), h.eps)?;
+                check_non_negative(field("momentum"), h.momentum)?;
             }
             Optimizer::Adagrad(h) => {
-                check_non_negative(&field("lrDecay"), h.lr_decay)?;
-                check_non_negative(&field("initialAccumulatorValue"), h.initial_accumulator_value)?;
-                check_non_negative(&field("eps"), h.eps)?;
+                check_non_negative(field("lrDecay"), h.lr_decay)?;
+                check_non_negative(field("initialAccumulatorValue"), h.initial_accumulator_value)?;
+                check_non_negative(field("eps"), h.eps)?;
             }
         }
         Ok(())
@@ -271,21 +271,33 @@ fn role_slices(state: &mut [f32], p_len: usize, offset: usize, n: usize) -> [&mu
     out
 }
 
-fn check_finite(name: &str, v: f32) -> Result<()> {
+/// A hyper-parameter's name in messages ("sgd.lr"), formatted only when a check fails: building
+/// the strings up front ran the formatting code on every compile(), which V8 then had to
+/// compile on the first one (cold start).
+#[derive(Clone, Copy)]
+struct Field<'a>(&'a str, &'static str);
+
+impl core::fmt::Display for Field<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
+fn check_finite(name: impl core::fmt::Display, v: f32) -> Result<()> {
     if !v.is_finite() {
         return Err(NnError::invalid(format!("{name}: must be finite, got {v}")));
     }
     Ok(())
 }
 
-fn check_non_negative(name: &str, v: f32) -> Result<()> {
+fn check_non_negative(name: impl core::fmt::Display, v: f32) -> Result<()> {
     if !v.is_finite() || v < 0.0 {
         return Err(NnError::invalid(format!("{name}: must be finite and >= 0, got {v}")));
     }
     Ok(())
 }
 
-fn check_beta(name: &str, v: f32) -> Result<()> {
+fn check_beta(name: impl core::fmt::Display, v: f32) -> Result<()> {
     if !(0.0..1.0).contains(&v) {
         return Err(NnError::invalid(format!("{name}: must be in [0, 1), got {v}")));
     }
