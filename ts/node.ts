@@ -10,7 +10,8 @@ import { AbiError } from "./errors.js";
 export * from "./index.js";
 export { saveCheckpoint, loadCheckpoint } from "./node-io.js";
 
-const readPath: ReadPath = async (path) => readFile(path instanceof URL ? fileURLToPath(path) : path);
+// readFile takes paths and file: URLs alike.
+const readPath: ReadPath = async (path) => readFile(path);
 
 // Where init() looks without a source: next to this module (dist/), then build/ (a source checkout).
 const WASM_LOCATIONS = [new URL("./edgegrad.wasm", import.meta.url), new URL("../build/edgegrad.wasm", import.meta.url)];

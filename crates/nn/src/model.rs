@@ -331,7 +331,7 @@ impl Model {
         let target_width = target_width(loss, outputs);
         let widest = self.layers.iter().map(|l| l.inputs.max(l.outputs)).max().unwrap_or(1);
         // Packing scratch for the largest product of any dense layer (128 KiB for MLP-S, the
-        // 640 KiB maximum from 256 columns on), not the maximum for every model.
+        // 640 KiB maximum for MLP-M at batch 128), not the maximum for every model.
         let scratch_len = self
             .layers
             .iter()

@@ -299,7 +299,7 @@ pub extern "C" fn eg_matmul(a: u32, b: u32, trans_a: u32, trans_b: u32, out: u32
         let len = check_dims(m as u32, n as u32, "result")?;
         let mut c = zeroed(len, "result")?;
         // One scratch serves every matmul; it grows to the largest product seen (aᵀ·bᵀ runs as b·a).
-        let need = gemm_scratch_len(m, n, k).max(gemm_scratch_len(n, m, k));
+        let need = if ta && tb { gemm_scratch_len(n, m, k) } else { gemm_scratch_len(m, n, k) };
         if s.scratch.len() < need {
             s.scratch = zeroed(need, "gemm scratch")?;
         }
